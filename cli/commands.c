@@ -1,0 +1,14 @@
+// The subcommand table: `hubert NAME ...` runs hb_commands[i].run. Each command's options live in
+// its own file, in the table it passes to cli_parse().
+#include "cli/cli.h"
+#include "cli/commands.h"
+
+const hb_command hb_commands[] = {
+    {"info", "print a model folder's configuration and parameter counts", "--model DIR", NULL, cmd_info},
+    {"extract", "extract hidden states of every (or chosen) layer into an HDF5 feature file",
+     "--model DIR --out FILE.h5 [options] INPUT...", NULL, cmd_extract},
+    {"init", "write a randomly initialised model folder from a config (json or a preset name)",
+     "--config base|large|tiny|FILE.json --out DIR [options]", NULL, cmd_init},
+    {"bench", "benchmarks (extract: HuBERT forward)", "WHAT [options]", NULL, cmd_bench},
+};
+const int hb_num_commands = (int)(sizeof hb_commands / sizeof hb_commands[0]);

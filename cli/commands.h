@@ -1,0 +1,11 @@
+// One entry point per subcommand; each lives next to the code it drives.
+#ifndef HB_COMMANDS_H
+#define HB_COMMANDS_H
+
+struct hb_command;
+int cmd_info(const struct hb_command *cmd, int argc, char **argv);
+int cmd_extract(const struct hb_command *cmd, int argc, char **argv);
+int cmd_init(const struct hb_command *cmd, int argc, char **argv);
+int cmd_bench(const struct hb_command *cmd, int argc, char **argv);
+
+#endif
