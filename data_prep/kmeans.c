@@ -1,0 +1,363 @@
+// k-means: k-means++ seeding, mini-batch k-means (sklearn MiniBatchKMeans semantics), Lloyd.
+#include "data_prep/kmeans.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+
+#define KM_BLOCK 256  // rows per sgemm block (sklearn's CHUNK_SIZE)
+
+void kmeans_default_params(hb_kmeans_params *p) {
+  memset(p, 0, sizeof *p);
+  p->k = 100;
+  p->max_iter = 100;
+  p->batch_size = 10000;
+  p->n_init = 20;
+  p->max_no_improvement = 100;
+  p->init_size = 0;
+  p->tol = 0.0;
+  p->lloyd_iters = 0;
+  p->seed = 0;
+}
+
+static void row_sqnorms_serial(const float *x, int64_t n, int d, float *out) {
+  for (int64_t i = 0; i < n; i++) {
+    const float *r = x + (size_t)i * d;
+    float s = 0;
+    for (int j = 0; j < d; j++) s += r[j] * r[j];
+    out[i] = s;
+  }
+}
+
+static void row_sqnorms(const float *x, int64_t n, int d, float *out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    const float *r = x + (size_t)i * d;
+    float s = 0;
+    for (int j = 0; j < d; j++) s += r[j] * r[j];
+    out[i] = s;
+  }
+}
+
+// Squared distances of nb rows to k centers: out (nb, k) = xsq - 2 x c^T + csq, clamped >= 0.
+static void block_sqdist(const float *x, int64_t nb, int d, const float *xsq, const float *c,
+                         const float *csq, int k, float *out) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, k, d, -2.0f, x, d, c, d, 0.0f, out, k);
+  for (int64_t i = 0; i < nb; i++) {
+    float *o = out + (size_t)i * k;
+    for (int j = 0; j < k; j++) {
+      float v = o[j] + xsq[i] + csq[j];
+      o[j] = v > 0 ? v : 0;
+    }
+  }
+}
+
+// Nearest center of each row: labels (n) and/or mind (n) may be NULL; returns 0/-1.
+static int assign_rows(const float *x, int64_t n, int d, const float *xsq, const float *c, int k,
+                       int32_t *labels, float *mind, double *inertia) {
+  float *csq = hb_malloc((size_t)k * sizeof(float));
+  if (!csq) return -1;
+  row_sqnorms_serial(c, k, d, csq);
+  int64_t nblocks = (n + KM_BLOCK - 1) / KM_BLOCK;
+  double total = 0;
+  int failed = 0;
+#pragma omp parallel reduction(+ : total)
+  {
+    float *buf = hb_malloc((size_t)KM_BLOCK * k * sizeof(float));
+    float xs[KM_BLOCK];
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t b = 0; b < nblocks; b++) {
+      if (!buf) continue;
+      int64_t r0 = b * KM_BLOCK, nb = n - r0 < KM_BLOCK ? n - r0 : KM_BLOCK;
+      const float *xb = x + (size_t)r0 * d;
+      if (xsq) {
+        memcpy(xs, xsq + r0, (size_t)nb * sizeof(float));
+      } else {
+        row_sqnorms_serial(xb, nb, d, xs);
+      }
+      block_sqdist(xb, nb, d, xs, c, csq, k, buf);
+      for (int64_t i = 0; i < nb; i++) {
+        const float *o = buf + (size_t)i * k;
+        int best = 0;
+        float bv = o[0];
+        for (int j = 1; j < k; j++)
+          if (o[j] < bv) { bv = o[j]; best = j; }
+        if (labels) labels[r0 + i] = best;
+        if (mind) mind[r0 + i] = bv;
+        total += bv;
+      }
+    }
+    if (!buf) {
+#pragma omp atomic write
+      failed = 1;
+    }
+    free(buf);
+  }
+  free(csq);
+  if (failed) return hb_fail_prefix("kmeans: distance buffer");
+  if (inertia) *inertia = total;
+  return 0;
+}
+
+int kmeans_assign(const float *x, int64_t n, int d, const float *centers, int k, int32_t *labels,
+                  double *inertia) {
+  if (n < 0 || d <= 0 || k <= 0) return hb_fail("kmeans_assign: bad shape n=%lld d=%d k=%d", (long long)n, d, k);
+  return assign_rows(x, n, d, NULL, centers, k, labels, NULL, inertia);
+}
+
+static int64_t search_cumsum(const double *cs, int64_t n, double v) {
+  // First index i with cs[i] >= v (numpy searchsorted, side='left'), clipped to n-1.
+  int64_t lo = 0, hi = n;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (cs[mid] < v) lo = mid + 1; else hi = mid;
+  }
+  return lo < n ? lo : n - 1;
+}
+
+int kmeans_plusplus(const float *x, int64_t n, int d, const float *xsq, int k, int n_local_trials,
+                    hb_rng *rng, float *centers) {
+  if (n <= 0 || k <= 0 || k > n) return hb_fail("kmeans++: need 0 < k <= n (k=%d, n=%lld)", k, (long long)n);
+  if (n_local_trials <= 0) n_local_trials = 2 + (int)log((double)k);
+  int T = n_local_trials;
+  float *closest = hb_malloc((size_t)n * sizeof(float));
+  float *cand_d = hb_malloc((size_t)n * T * sizeof(float));   // (n, T)
+  double *cum = hb_malloc((size_t)n * sizeof(double));
+  float *cand = hb_malloc((size_t)T * d * sizeof(float));      // (T, d)
+  int64_t *cid = hb_malloc((size_t)T * sizeof(int64_t));
+  double *pot = hb_malloc((size_t)T * sizeof(double));
+  int rc = -1;
+  if (!closest || !cand_d || !cum || !cand || !cid || !pot) goto done;
+
+  int64_t first = (int64_t)rng_below(rng, (uint64_t)n);
+  memcpy(centers, x + (size_t)first * d, (size_t)d * sizeof(float));
+  if (assign_rows(x, n, d, xsq, centers, 1, NULL, closest, NULL)) goto done;
+  double cur = 0;
+  for (int64_t i = 0; i < n; i++) cur += closest[i];
+
+  for (int c = 1; c < k; c++) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) { s += closest[i]; cum[i] = s; }
+    for (int t = 0; t < T; t++) {
+      cid[t] = search_cumsum(cum, n, rng_uniform_double(rng) * cur);
+      memcpy(cand + (size_t)t * d, x + (size_t)cid[t] * d, (size_t)d * sizeof(float));
+    }
+    // cand_d (n, T): distance of every row to every candidate.
+    float csq[64];
+    float *csqp = T <= 64 ? csq : NULL;
+    if (!csqp) { rc = hb_fail("kmeans++: too many local trials (%d)", T); goto done; }
+    row_sqnorms_serial(cand, T, d, csqp);
+    int64_t nblocks = (n + KM_BLOCK - 1) / KM_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < nblocks; b++) {
+      int64_t r0 = b * KM_BLOCK, nb = n - r0 < KM_BLOCK ? n - r0 : KM_BLOCK;
+      block_sqdist(x + (size_t)r0 * d, nb, d, xsq + r0, cand, csqp, T, cand_d + (size_t)r0 * T);
+    }
+    for (int t = 0; t < T; t++) pot[t] = 0;
+#pragma omp parallel
+    {
+      double lp[64] = {0};
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; i++)
+        for (int t = 0; t < T; t++) {
+          float v = cand_d[(size_t)i * T + t];
+          lp[t] += v < closest[i] ? v : closest[i];
+        }
+#pragma omp critical
+      for (int t = 0; t < T; t++) pot[t] += lp[t];
+    }
+    int best = 0;
+    for (int t = 1; t < T; t++)
+      if (pot[t] < pot[best]) best = t;
+    cur = pot[best];
+    for (int64_t i = 0; i < n; i++) {
+      float v = cand_d[(size_t)i * T + best];
+      if (v < closest[i]) closest[i] = v;
+    }
+    memcpy(centers + (size_t)c * d, cand + (size_t)best * d, (size_t)d * sizeof(float));
+  }
+  rc = 0;
+done:
+  free(closest); free(cand_d); free(cum); free(cand); free(cid); free(pot);
+  return rc;
+}
+
+// Copies rows idx[0..m) of x into out (m, d) and their norms into osq.
+static void gather_rows(const float *x, const float *xsq, int d, const int64_t *idx, int64_t m,
+                        float *out, float *osq) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < m; i++) {
+    memcpy(out + (size_t)i * d, x + (size_t)idx[i] * d, (size_t)d * sizeof(float));
+    osq[i] = xsq[idx[i]];
+  }
+}
+
+// sklearn _minibatch_update_dense: a center seen in the batch moves to the running mean of all
+// points ever assigned to it: c <- (c * n_c + sum_batch x) / (n_c + m_c), n_c += m_c.
+static void minibatch_update(const float *xb, int64_t m, int d, const int32_t *labels, int k,
+                             float *centers, double *counts, double *acc /* (k, d) */, int64_t *cnt) {
+  memset(acc, 0, (size_t)k * d * sizeof(double));
+  memset(cnt, 0, (size_t)k * sizeof(int64_t));
+  for (int64_t i = 0; i < m; i++) {
+    double *a = acc + (size_t)labels[i] * d;
+    const float *r = xb + (size_t)i * d;
+    for (int j = 0; j < d; j++) a[j] += r[j];
+    cnt[labels[i]]++;
+  }
+  for (int c = 0; c < k; c++) {
+    if (!cnt[c]) continue;
+    float *cc = centers + (size_t)c * d;
+    double *a = acc + (size_t)c * d;
+    double nc = counts[c] + (double)cnt[c];
+    for (int j = 0; j < d; j++) cc[j] = (float)(((double)cc[j] * counts[c] + a[j]) / nc);
+    counts[c] = nc;
+  }
+}
+
+static double mean_variance(const float *x, int64_t n, int d) {
+  double tot = 0;
+  for (int j = 0; j < d; j++) {
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < n; i++) { double v = x[(size_t)i * d + j]; s += v; s2 += v * v; }
+    double mu = s / (double)n;
+    tot += s2 / (double)n - mu * mu;
+  }
+  return tot / d;
+}
+
+int kmeans_fit(const float *x, int64_t n, int d, const hb_kmeans_params *p, float *centers,
+               hb_kmeans_stats *stats) {
+  int k = p->k;
+  if (k <= 0 || d <= 0) return hb_fail("kmeans: bad k=%d or dim=%d", k, d);
+  if (n < k) return hb_fail("kmeans: %lld frames is fewer than k=%d clusters", (long long)n, k);
+  if (p->batch_size <= 0 || p->max_iter < 0 || p->n_init <= 0)
+    return hb_fail("kmeans: batch_size, n_init must be > 0 and max_iter >= 0");
+  int64_t bs = p->batch_size < n ? p->batch_size : n;
+  int64_t init_size = p->init_size > 0 ? p->init_size : 3 * bs;
+  if (init_size < k) init_size = 3 * (int64_t)k;
+  if (init_size > n) init_size = n;
+  int64_t vsz = init_size, buf_rows = bs > init_size ? bs : init_size;
+  hb_kmeans_stats st = {0};
+
+  hb_rng rng;
+  rng_init(&rng, p->seed);
+  size_t kd = (size_t)k * d;
+  float *xsq = hb_malloc((size_t)n * sizeof(float));
+  float *sub = hb_malloc((size_t)buf_rows * d * sizeof(float));
+  float *subsq = hb_malloc((size_t)buf_rows * sizeof(float));
+  float *val = hb_malloc((size_t)vsz * d * sizeof(float));
+  float *valsq = hb_malloc((size_t)vsz * sizeof(float));
+  int64_t *idx = hb_malloc((size_t)buf_rows * sizeof(int64_t));
+  float *cand = hb_malloc(kd * sizeof(float));
+  int32_t *lab = hb_malloc((size_t)bs * sizeof(int32_t));
+  double *counts = hb_calloc((size_t)k, sizeof(double));
+  double *acc = hb_malloc(kd * sizeof(double));
+  int64_t *cnt = hb_malloc((size_t)k * sizeof(int64_t));
+  float *prev = p->tol > 0 ? hb_malloc(kd * sizeof(float)) : NULL;
+  int rc = -1;
+  if (!xsq || !sub || !subsq || !val || !valsq || !idx || !cand || !lab || !counts || !acc || !cnt ||
+      (p->tol > 0 && !prev))
+    goto done;
+  row_sqnorms(x, n, d, xsq);
+
+  // Validation sample for choosing among the k-means++ restarts.
+  for (int64_t i = 0; i < vsz; i++) idx[i] = (int64_t)rng_below(&rng, (uint64_t)n);
+  gather_rows(x, xsq, d, idx, vsz, val, valsq);
+  double best = INFINITY;
+  for (int r = 0; r < p->n_init; r++) {
+    for (int64_t i = 0; i < init_size; i++) idx[i] = (int64_t)rng_below(&rng, (uint64_t)n);
+    gather_rows(x, xsq, d, idx, init_size, sub, subsq);
+    if (kmeans_plusplus(sub, init_size, d, subsq, k, 0, &rng, cand)) goto done;
+    double in;
+    if (assign_rows(val, vsz, d, valsq, cand, k, NULL, NULL, &in)) goto done;
+    if (p->verbose) fprintf(stderr, "kmeans: init %d/%d inertia %.6g\n", r + 1, p->n_init, in);
+    if (in < best) { best = in; memcpy(centers, cand, kd * sizeof(float)); }
+  }
+  st.init_inertia = best;
+
+  double tol = p->tol > 0 ? p->tol * mean_variance(x, n, d) : 0;
+  int64_t n_steps = (int64_t)p->max_iter * n / bs;
+  double ewa = 0, ewa_min = 0;
+  int have_ewa = 0, have_min = 0, no_impr = 0;
+  for (int64_t s = 0; s < n_steps; s++) {
+    for (int64_t i = 0; i < bs; i++) idx[i] = (int64_t)rng_below(&rng, (uint64_t)n);
+    gather_rows(x, xsq, d, idx, bs, sub, subsq);
+    double bi;
+    if (assign_rows(sub, bs, d, subsq, centers, k, lab, NULL, &bi)) goto done;
+    if (prev) memcpy(prev, centers, kd * sizeof(float));
+    minibatch_update(sub, bs, d, lab, k, centers, counts, acc, cnt);
+    st.steps = s + 1;
+    // sklearn _mini_batch_convergence: skip step 1, EWA of mean batch inertia, stop after
+    // max_no_improvement steps without a new EWA minimum.
+    bi /= (double)bs;
+    if (s == 0) continue;
+    if (!have_ewa) { ewa = bi; have_ewa = 1; }
+    else {
+      double alpha = (double)bs * 2.0 / ((double)n + 1);
+      if (alpha > 1) alpha = 1;
+      ewa = ewa * (1 - alpha) + bi * alpha;
+    }
+    if (p->verbose && (s + 1) % 50 == 0)
+      fprintf(stderr, "kmeans: step %lld/%lld batch inertia %.6g ewa %.6g\n", (long long)s + 1,
+              (long long)n_steps, bi, ewa);
+    if (prev) {
+      double diff = 0;
+      for (size_t i = 0; i < kd; i++) { double t = (double)centers[i] - prev[i]; diff += t * t; }
+      if (diff <= tol) break;
+    }
+    if (!have_min || ewa < ewa_min) { no_impr = 0; ewa_min = ewa; have_min = 1; }
+    else no_impr++;
+    if (p->max_no_improvement > 0 && no_impr >= p->max_no_improvement) break;
+  }
+  if (p->lloyd_iters > 0) {
+    if (kmeans_lloyd(x, n, d, k, centers, p->lloyd_iters, &st.lloyd_iters, &st.inertia)) goto done;
+  } else if (assign_rows(x, n, d, xsq, centers, k, NULL, NULL, &st.inertia)) {
+    goto done;
+  }
+  if (stats) *stats = st;
+  rc = 0;
+done:
+  free(xsq); free(sub); free(subsq); free(val); free(valsq); free(idx); free(cand); free(lab);
+  free(counts); free(acc); free(cnt); free(prev);
+  return rc;
+}
+
+int kmeans_lloyd(const float *x, int64_t n, int d, int k, float *centers, int iters,
+                 int *iters_run, double *inertia) {
+  if (n <= 0 || d <= 0 || k <= 0) return hb_fail("kmeans_lloyd: bad shape n=%lld d=%d k=%d", (long long)n, d, k);
+  int32_t *lab = hb_malloc((size_t)n * sizeof(int32_t));
+  int32_t *old = hb_malloc((size_t)n * sizeof(int32_t));
+  double *acc = hb_malloc((size_t)k * d * sizeof(double));
+  int64_t *cnt = hb_malloc((size_t)k * sizeof(int64_t));
+  int rc = -1, it = 0;
+  if (!lab || !old || !acc || !cnt) goto done;
+  double in = 0;
+  for (it = 0; it < iters; it++) {
+    if (assign_rows(x, n, d, NULL, centers, k, lab, NULL, &in)) goto done;
+    if (it > 0 && memcmp(lab, old, (size_t)n * sizeof(int32_t)) == 0) break;
+    memcpy(old, lab, (size_t)n * sizeof(int32_t));
+    memset(acc, 0, (size_t)k * d * sizeof(double));
+    memset(cnt, 0, (size_t)k * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++) {
+      double *a = acc + (size_t)lab[i] * d;
+      const float *r = x + (size_t)i * d;
+      for (int j = 0; j < d; j++) a[j] += r[j];
+      cnt[lab[i]]++;
+    }
+    for (int c = 0; c < k; c++)
+      if (cnt[c])
+        for (int j = 0; j < d; j++) centers[(size_t)c * d + j] = (float)(acc[(size_t)c * d + j] / (double)cnt[c]);
+  }
+  // Inertia of the centers we return.
+  if (assign_rows(x, n, d, NULL, centers, k, NULL, NULL, &in)) goto done;
+  if (inertia) *inertia = in;
+  if (iters_run) *iters_run = it;
+  rc = 0;
+done:
+  free(lab); free(old); free(acc); free(cnt);
+  return rc;
+}
