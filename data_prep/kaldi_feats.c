@@ -1,0 +1,286 @@
+// Kaldi fbank / MFCC (torchaudio.compliance.kaldi semantics), see kaldi_feats.h.
+//
+// Frames are processed KB = 8 at a time in structure-of-arrays form (element i of all 8 frames
+// is contiguous), so every inner loop is over the 8 lanes and vectorises. The real FFT of size
+// N = nfft is one complex FFT of size M = N/2 on z[m] = x[2m] + i x[2m+1] followed by the split
+//   X[k] = Fe[k] + W_N^k Fo[k],  Fe = (Z[k] + conj Z[M-k]) / 2,  Fo = (Z[k] - conj Z[M-k]) / 2i.
+#include "data_prep/kaldi_feats.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "common/error.h"
+
+#define KB 8
+#define KALDI_NUM_CEPS 13
+#define KALDI_LIFTER 22.0
+#define KALDI_PREEMPH 0.97f
+#define KALDI_LOW_FREQ 20.0f
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define HB_HOT __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define HB_HOT
+#endif
+
+static float mel_scale(float f) { return 1127.0f * logf(1.0f + f / 700.0f); }
+
+// Kaldi / torchaudio get_mel_banks with vtln_warp = 1, in float32 as torchaudio computes it.
+// Filter j is a triangle over mel [left_j, right_j] peaking at center_j; FFT bin k sits at
+// mel(k * sr / nfft) for k < nfft/2 (the Nyquist bin gets weight 0).
+static int build_mel(hb_kaldi_feats *k) {
+  int nbins = k->num_mel_bins, nfft_bins = k->nfft / 2;
+  float nyquist = 0.5f * (float)k->sample_rate;
+  float bin_width = (float)k->sample_rate / (float)k->nfft;
+  float mel_lo = (float)(1127.0 * log(1.0 + KALDI_LOW_FREQ / 700.0));
+  float mel_hi = (float)(1127.0 * log(1.0 + nyquist / 700.0));
+  float delta = (mel_hi - mel_lo) / (float)(nbins + 1);
+  k->mel = hb_calloc((size_t)nbins, sizeof *k->mel);
+  float *w = hb_malloc((size_t)nfft_bins * sizeof *w);
+  if (!k->mel || !w) { free(w); return -1; }
+  for (int j = 0; j < nbins; j++) {
+    float left = mel_lo + (float)j * delta, center = mel_lo + (float)(j + 1) * delta;
+    float right = mel_lo + (float)(j + 2) * delta;
+    int first = -1, last = -1;
+    for (int b = 0; b < nfft_bins; b++) {
+      float mel = mel_scale(bin_width * (float)b);
+      float up = (mel - left) / (center - left), down = (right - mel) / (right - center);
+      float v = up < down ? up : down;
+      w[b] = v > 0.0f ? v : 0.0f;
+      if (w[b] > 0.0f) { if (first < 0) first = b; last = b; }
+    }
+    hb_mel_row *r = &k->mel[j];
+    r->first = first < 0 ? 0 : first;
+    r->count = first < 0 ? 0 : last - first + 1;
+    r->w = hb_malloc((size_t)(r->count > 0 ? r->count : 1) * sizeof(float));
+    if (!r->w) { free(w); return -1; }
+    memcpy(r->w, w + r->first, (size_t)r->count * sizeof(float));
+  }
+  free(w);
+  return 0;
+}
+
+int kaldi_feats_init(hb_kaldi_feats *k, hb_kaldi_kind kind, int sample_rate, int num_mel_bins, int deltas) {
+  memset(k, 0, sizeof *k);
+  if (sample_rate < 800 || sample_rate > 384000) return hb_fail("kaldi features: sample rate %d Hz out of range", sample_rate);
+  if (kind != KALDI_FBANK && kind != KALDI_MFCC) return hb_fail("kaldi features: unknown kind %d", (int)kind);
+  k->kind = kind;
+  k->sample_rate = sample_rate;
+  // int(sample_frequency * ms * 0.001) as torchaudio truncates it
+  k->frame_len = (int)((double)sample_rate * 25.0 * 0.001);
+  k->frame_shift = (int)((double)sample_rate * 10.0 * 0.001);
+  k->nfft = 1;
+  while (k->nfft < k->frame_len) k->nfft <<= 1;
+  if (k->nfft < 8) return hb_fail("kaldi features: sample rate %d Hz gives a %d-point FFT", sample_rate, k->nfft);
+  k->num_mel_bins = num_mel_bins > 0 ? num_mel_bins : (kind == KALDI_FBANK ? 80 : 23);
+  if (k->num_mel_bins < 4 || k->num_mel_bins > k->nfft / 2)
+    return hb_fail("kaldi features: %d mel bins (need 4 .. %d)", k->num_mel_bins, k->nfft / 2);
+  k->num_ceps = kind == KALDI_MFCC ? KALDI_NUM_CEPS : 0;
+  if (kind == KALDI_MFCC && k->num_ceps > k->num_mel_bins)
+    return hb_fail("kaldi features: %d ceps > %d mel bins", k->num_ceps, k->num_mel_bins);
+  k->deltas = kind == KALDI_MFCC && deltas;
+  k->dim = kind == KALDI_FBANK ? k->num_mel_bins : k->num_ceps * (k->deltas ? 3 : 1);
+
+  int M = k->nfft / 2, bits = 0;
+  while ((1 << bits) < M) bits++;
+  k->window = hb_malloc((size_t)k->frame_len * sizeof(float));
+  k->bitrev = hb_malloc((size_t)M * sizeof(int));
+  k->tw_re = hb_malloc((size_t)(M / 2 + 1) * sizeof(float));
+  k->tw_im = hb_malloc((size_t)(M / 2 + 1) * sizeof(float));
+  k->sp_re = hb_malloc((size_t)M * sizeof(float));
+  k->sp_im = hb_malloc((size_t)M * sizeof(float));
+  if (!k->window || !k->bitrev || !k->tw_re || !k->tw_im || !k->sp_re || !k->sp_im) goto fail;
+  // povey: hann(N, periodic=False)^0.85 = (0.5 - 0.5 cos(2 pi n / (N - 1)))^0.85
+  for (int n = 0; n < k->frame_len; n++)
+    k->window[n] = (float)pow(0.5 - 0.5 * cos(2.0 * M_PI * n / (double)(k->frame_len - 1)), 0.85);
+  for (int m = 0; m < M; m++) {
+    int r = 0;
+    for (int b = 0; b < bits; b++) r |= ((m >> b) & 1) << (bits - 1 - b);
+    k->bitrev[m] = r;
+  }
+  for (int j = 0; j <= M / 2; j++) {
+    k->tw_re[j] = (float)cos(-2.0 * M_PI * j / (double)M);
+    k->tw_im[j] = (float)sin(-2.0 * M_PI * j / (double)M);
+  }
+  for (int j = 0; j < M; j++) {
+    k->sp_re[j] = (float)cos(-2.0 * M_PI * j / (double)k->nfft);
+    k->sp_im[j] = (float)sin(-2.0 * M_PI * j / (double)k->nfft);
+  }
+  if (build_mel(k)) goto fail;
+  if (kind == KALDI_MFCC) {
+    // torchaudio _get_dct_matrix: create_dct(n_mels, n_mels, "ortho") with column 0 replaced by
+    // sqrt(1/n_mels), first num_ceps columns; times lifter 1 + L/2 sin(pi i / L).
+    int nm = k->num_mel_bins, nc = k->num_ceps;
+    k->dct = hb_malloc((size_t)nm * (size_t)nc * sizeof(float));
+    if (!k->dct) goto fail;
+    for (int n = 0; n < nm; n++)
+      for (int c = 0; c < nc; c++) {
+        double v = c == 0 ? sqrt(1.0 / nm) : cos(M_PI / nm * (n + 0.5) * c) * sqrt(2.0 / nm);
+        double lift = 1.0 + 0.5 * KALDI_LIFTER * sin(M_PI * c / KALDI_LIFTER);
+        k->dct[n * nc + c] = (float)(v * lift);
+      }
+  }
+  return 0;
+fail:
+  kaldi_feats_free(k);
+  return hb_fail_prefix("kaldi features init");
+}
+
+void kaldi_feats_free(hb_kaldi_feats *k) {
+  if (!k) return;
+  if (k->mel)
+    for (int j = 0; j < k->num_mel_bins; j++) free(k->mel[j].w);
+  free(k->mel);
+  free(k->window);
+  free(k->bitrev);
+  free(k->tw_re);
+  free(k->tw_im);
+  free(k->sp_re);
+  free(k->sp_im);
+  free(k->dct);
+  memset(k, 0, sizeof *k);
+}
+
+int64_t kaldi_num_frames(const hb_kaldi_feats *k, size_t n) {
+  if (n < (size_t)k->frame_len) return 0;
+  return 1 + (int64_t)((n - (size_t)k->frame_len) / (size_t)k->frame_shift);
+}
+
+// Scratch floats for one block: zr, zi (M, KB), power (M+1, KB), mel (num_mel_bins, KB).
+static size_t block_scratch_floats(const hb_kaldi_feats *k) {
+  size_t M = (size_t)k->nfft / 2;
+  return (2 * M + M + 1 + (size_t)k->num_mel_bins) * KB;
+}
+
+// In-place radix-2 DIT complex FFT of size M on KB interleaved lanes; input in bit-reversed order.
+HB_HOT static void fft_lanes(const hb_kaldi_feats *k, float *restrict zr, float *restrict zi) {
+  int M = k->nfft / 2;
+  for (int len = 2; len <= M; len <<= 1) {
+    int half = len / 2, step = M / len;
+    for (int i = 0; i < M; i += len)
+      for (int j = 0; j < half; j++) {
+        float wr = k->tw_re[j * step], wi = k->tw_im[j * step];
+        float *ar = zr + (size_t)(i + j) * KB, *ai = zi + (size_t)(i + j) * KB;
+        float *br = zr + (size_t)(i + j + half) * KB, *bi = zi + (size_t)(i + j + half) * KB;
+        for (int b = 0; b < KB; b++) {
+          float tr = br[b] * wr - bi[b] * wi, ti = br[b] * wi + bi[b] * wr;
+          br[b] = ar[b] - tr;
+          bi[b] = ai[b] - ti;
+          ar[b] += tr;
+          ai[b] += ti;
+        }
+      }
+  }
+}
+
+// Frames f0 .. f0 + nv - 1 (nv <= KB) -> out rows (nv, dim) (for mfcc only the first num_ceps
+// columns; deltas are added afterwards over the whole utterance).
+HB_HOT static void compute_block(const hb_kaldi_feats *k, const float *wave, int64_t f0, int nv,
+                                 float *out, float *scratch) {
+  int M = k->nfft / 2, L = k->frame_len, nm = k->num_mel_bins;
+  float *zr = scratch, *zi = zr + (size_t)M * KB, *pw = zi + (size_t)M * KB;
+  float *melv = pw + (size_t)(M + 1) * KB;
+  memset(zr, 0, 2 * (size_t)M * KB * sizeof(float));
+  for (int b = 0; b < nv; b++) {
+    const float *x = wave + (size_t)(f0 + b) * (size_t)k->frame_shift;
+    double sum = 0.0;
+    for (int j = 0; j < L; j++) sum += x[j];
+    float mean = (float)(sum / L);
+    // y[j] = s[j] - 0.97 s[max(j-1, 0)], s = x - mean; then times the window
+    float prev = x[0] - mean;
+    for (int j = 0; j < L; j++) {
+      float s = x[j] - mean;
+      float v = (s - KALDI_PREEMPH * prev) * k->window[j];
+      prev = s;
+      int slot = k->bitrev[j >> 1] * KB + b;
+      if (j & 1) zi[slot] = v; else zr[slot] = v;
+    }
+  }
+  fft_lanes(k, zr, zi);
+  // split into the real spectrum, power |X[k]|^2 for k = 0..M
+  for (int q = 0; q < M; q++) {
+    int qm = (M - q) & (M - 1);
+    float c = k->sp_re[q], s = k->sp_im[q];
+    const float *ar = zr + (size_t)q * KB, *ai = zi + (size_t)q * KB;
+    const float *cr = zr + (size_t)qm * KB, *ci = zi + (size_t)qm * KB;
+    float *p = pw + (size_t)q * KB;
+    for (int b = 0; b < KB; b++) {
+      float er = 0.5f * (ar[b] + cr[b]), ei = 0.5f * (ai[b] - ci[b]);
+      float orr = 0.5f * (ai[b] + ci[b]), oi = -0.5f * (ar[b] - cr[b]);
+      float xr = er + c * orr - s * oi, xi = ei + c * oi + s * orr;
+      p[b] = xr * xr + xi * xi;
+    }
+  }
+  for (int b = 0; b < KB; b++) {
+    float d = zr[b] - zi[b];
+    pw[(size_t)M * KB + b] = d * d;
+  }
+  for (int j = 0; j < nm; j++) {
+    const hb_mel_row *r = &k->mel[j];
+    float acc[KB] = {0};
+    for (int i = 0; i < r->count; i++) {
+      const float *p = pw + (size_t)(r->first + i) * KB;
+      float w = r->w[i];
+      for (int b = 0; b < KB; b++) acc[b] += w * p[b];
+    }
+    for (int b = 0; b < KB; b++) melv[(size_t)j * KB + b] = logf(acc[b] > FLT_EPSILON ? acc[b] : FLT_EPSILON);
+  }
+  if (k->kind == KALDI_FBANK) {
+    for (int b = 0; b < nv; b++)
+      for (int j = 0; j < nm; j++) out[(size_t)b * (size_t)k->dim + (size_t)j] = melv[(size_t)j * KB + b];
+    return;
+  }
+  int nc = k->num_ceps;
+  for (int c = 0; c < nc; c++) {
+    float acc[KB] = {0};
+    for (int j = 0; j < nm; j++) {
+      float d = k->dct[j * nc + c];
+      for (int b = 0; b < KB; b++) acc[b] += d * melv[(size_t)j * KB + b];
+    }
+    for (int b = 0; b < nv; b++) out[(size_t)b * (size_t)k->dim + (size_t)c] = acc[b];
+  }
+}
+
+void kaldi_compute_deltas(const float *in, int64_t T, int D, int in_stride, float *out, int out_stride) {
+  for (int64_t t = 0; t < T; t++) {
+    int64_t tm2 = t >= 2 ? t - 2 : 0, tm1 = t >= 1 ? t - 1 : 0;
+    int64_t tp1 = t + 1 < T ? t + 1 : T - 1, tp2 = t + 2 < T ? t + 2 : T - 1;
+    const float *a = in + tm2 * in_stride, *b = in + tm1 * in_stride;
+    const float *c = in + tp1 * in_stride, *d = in + tp2 * in_stride;
+    float *o = out + t * out_stride;
+    for (int i = 0; i < D; i++) o[i] = (-2.0f * a[i] - b[i] + c[i] + 2.0f * d[i]) / 10.0f;
+  }
+}
+
+int kaldi_feats_compute(const hb_kaldi_feats *k, const float *wave, size_t n, float *out) {
+  int64_t T = kaldi_num_frames(k, n);
+  if (T == 0) return 0;
+  int64_t nblocks = (T + KB - 1) / KB;
+  size_t nscratch = block_scratch_floats(k);
+  int failed = 0;
+  // Parallel over frame blocks only when called outside a parallel region (one long utterance);
+  // inside `hubert mfcc`'s per-utterance loop this runs on the calling thread.
+#pragma omp parallel if (!omp_in_parallel() && nblocks >= 64) reduction(| : failed)
+  {
+    float *scratch = hb_aligned_alloc(nscratch * sizeof(float));
+#pragma omp for schedule(static)
+    for (int64_t bl = 0; bl < nblocks; bl++) {
+      int64_t f0 = bl * KB;
+      int nv = T - f0 < KB ? (int)(T - f0) : KB;
+      if (scratch) compute_block(k, wave, f0, nv, out + (size_t)f0 * (size_t)k->dim, scratch);
+      else failed = 1;
+    }
+    if (scratch) hb_aligned_free(scratch);
+  }
+  if (failed) return hb_fail("kaldi features: out of memory for FFT scratch");
+  if (k->deltas) {
+    int nc = k->num_ceps;
+    kaldi_compute_deltas(out, T, nc, k->dim, out + nc, k->dim);
+    kaldi_compute_deltas(out + nc, T, nc, k->dim, out + 2 * nc, k->dim);
+  }
+  return 0;
+}
