@@ -172,7 +172,16 @@ int featfile_create(const char *path, const hb_featfile_info *info, int ndsets,
   for (int d = 0; d < ndsets; d++) w->dsets[d] = -1;
   snprintf(w->tmp, tl, "%s.tmp", path);
   hid_t str_t = -1;
-  w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  // 1.8+ file format: object headers and B-trees carry checksums, so corruption is detected
+  // by HDF5 instead of being followed (h5py and HDF5 >= 1.8 read it).
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  CHECK_H5(fapl, "%s: file access properties", w->tmp);
+  if (H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0) {
+    H5Pclose(fapl);
+    CHECK_H5(-1, "%s: file format version", w->tmp);
+  }
+  w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
   CHECK_H5(w->file, "%s: cannot create", w->tmp);
   CHECK_H5(write_str_attr(w->file, "format", FEAT_FORMAT), "%s", w->tmp);
   int version = FEAT_VERSION, sr = 16000;
