@@ -24,7 +24,15 @@ int hb_fail_prefix(const char *fmt, ...) {
   vsnprintf(prefix, sizeof prefix, fmt, ap);
   va_end(ap);
   memcpy(old, g_err, sizeof old);
-  snprintf(g_err, sizeof g_err, "%s: %s", prefix, old);
+  // prefix + ": " + old, truncated to the buffer.
+  size_t n = strlen(prefix);
+  if (n > HB_ERR_LEN - 3) n = HB_ERR_LEN - 3;
+  memcpy(g_err, prefix, n);
+  memcpy(g_err + n, ": ", 2);
+  size_t m = strlen(old);
+  if (m > HB_ERR_LEN - 1 - (n + 2)) m = HB_ERR_LEN - 1 - (n + 2);
+  memcpy(g_err + n + 2, old, m);
+  g_err[n + 2 + m] = 0;
   return -1;
 }
 

@@ -1,0 +1,105 @@
+// `hubert bench extract`: HuBERT forward throughput on random weights and random audio.
+// The comparison against torchaudio lives in scripts/bench_extract.sh, which runs both.
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/rng.h"
+#include "models/hubert.h"
+
+int model_config_from_arg(const char *arg, hb_config *c);  // eval/cmd_model.c
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static int bench_extract(const char *config, int B, double seconds, int repeat, int threads) {
+  hb_config c;
+  HB_TRY(model_config_from_arg(config, &c));
+  hb_ctx ctx;
+  HB_TRY(ops_ctx_init(&ctx, "cpu", threads));
+  hb_model m;
+  hb_fwd_arena a;
+  int rc = -1, have_model = 0, have_arena = 0;
+  const long L = (long)(seconds * 16000);
+  float *wave = NULL, **hidden = NULL;
+  long *lens = NULL;
+  int *frames = NULL;
+  double *times = NULL;
+  if (model_init(&m, &c, &ctx)) goto done;
+  have_model = 1;
+  if (model_init_random(&m, 1)) goto done;
+  if (fwd_arena_init(&a, &m, B, L)) goto done;
+  have_arena = 1;
+  wave = hb_malloc(sizeof(float) * (size_t)B * L);
+  lens = hb_malloc(sizeof(long) * (size_t)B);
+  frames = hb_malloc(sizeof(int) * (size_t)B);
+  hidden = hb_calloc((size_t)c.num_hidden_layers + 1, sizeof(float *));
+  times = hb_calloc((size_t)repeat, sizeof(double));
+  if (!wave || !lens || !frames || !hidden || !times) goto done;
+  hb_rng r;
+  rng_init(&r, 7);
+  for (size_t i = 0; i < (size_t)B * L; i++) wave[i] = (float)(0.1 * rng_normal(&r));
+  for (int b = 0; b < B; b++) lens[b] = L;
+  int T = 0;
+  if (model_forward(&m, &a, wave, lens, B, L, frames, &T, hidden)) goto done;  // warm-up
+  for (int i = 0; i < repeat; i++) {
+    double t0 = now_s();
+    if (model_forward(&m, &a, wave, lens, B, L, frames, &T, hidden)) goto done;
+    times[i] = now_s() - t0;
+  }
+  qsort(times, (size_t)repeat, sizeof(double), cmp_double);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("bench extract: config %s, batch %d x %.1f s, %d threads, %.2fM params\n", config, B, seconds,
+         omp_get_max_threads(), model_num_params(&m) / 1e6);
+  printf("bench extract: forward median %.3f s (min %.3f, max %.3f over %d runs), %.1fx real time, peak RSS %.0f MB\n",
+         times[repeat / 2], times[0], times[repeat - 1], repeat, B * seconds / times[repeat / 2], ru.ru_maxrss / 1024.0);
+  printf("RESULT hubert_forward_s=%.4f peak_rss_mb=%.0f\n", times[repeat / 2], ru.ru_maxrss / 1024.0);
+  rc = 0;
+done:
+  free(wave);
+  free(lens);
+  free(frames);
+  free(hidden);
+  free(times);
+  if (have_arena) fwd_arena_free(&a, &m);
+  if (have_model) model_free(&m);
+  ops_ctx_free(&ctx);
+  return rc;
+}
+
+int cmd_bench(const hb_command *cmd, int argc, char **argv) {
+  const char *config = "base";
+  int batch = 4, repeat = 3, threads = 0;
+  double seconds = 10.0;
+  hb_opt opts[] = {{"config", 'c', HB_OPT_STR, "NAME|FILE.json", "model preset or config.json (default base)", &config, 0},
+                   {"batch-size", 'b', HB_OPT_INT, "N", "utterances per batch (default 4)", &batch, 0},
+                   {"seconds", 's', HB_OPT_DOUBLE, "X", "seconds of audio per utterance (default 10)", &seconds, 0},
+                   {"repeat", 'r', HB_OPT_INT, "N", "timed runs after one warm-up (default 3)", &repeat, 0},
+                   {"threads", 't', HB_OPT_INT, "N", "CPU threads", &threads, 0},
+                   {0}};
+  int npos;
+  char **pos;
+  int rc = cli_parse(cmd, opts, argc, argv, &npos, &pos);
+  if (rc) return rc > 0 ? 0 : -1;
+  const char *what = npos ? pos[0] : NULL;
+  free(pos);
+  if (!what || strcmp(what, "extract")) return hb_fail("hubert bench: expected 'extract' (got '%s')", what ? what : "");
+  if (batch < 1 || repeat < 1 || seconds < 0.03) return hb_fail("hubert bench: --batch-size, --repeat must be >= 1, --seconds >= 0.03");
+  if (threads > 0) omp_set_num_threads(threads);
+  return bench_extract(config, batch, seconds, repeat, threads);
+}

@@ -1,0 +1,93 @@
+// The op API: every numerical operation the model uses, as plain functions on pointers, behind
+// one table per backend (CPU reference in kernels/cpu/, CUDA in kernels/cuda/). models/ calls
+// only these; it never knows which backend runs.
+//
+// Layout conventions
+// - Activations are channel-last: (B, T, C) row-major, C contiguous. Waveforms are (B, L).
+// - Weights keep PyTorch's layout (Linear: (out, in); Conv1d: (out, in/groups, K)), so checkpoint
+//   tensors are used as they are.
+// - All pointers are backend pointers (host memory for CPU, device memory for CUDA); the caller
+//   moves data with ctx->be->upload / download.
+// - Ops never allocate in steady state: each takes scratch from the context's workspace, which
+//   grows only on the first call with the largest shapes (ops_reserve() sizes it up front).
+#ifndef HB_OPS_H
+#define HB_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hb_ctx hb_ctx;
+
+typedef struct hb_backend {
+  const char *name;
+  // memory
+  void *(*alloc)(hb_ctx *ctx, size_t bytes);      // zeroed; NULL with hb_fail on failure
+  void (*free)(hb_ctx *ctx, void *p);
+  int (*upload)(hb_ctx *ctx, void *dst, const void *src, size_t bytes);     // host -> backend
+  int (*download)(hb_ctx *ctx, void *dst, const void *src, size_t bytes);   // backend -> host
+  int (*copy)(hb_ctx *ctx, void *dst, const void *src, size_t bytes);       // backend -> backend
+  int (*zero)(hb_ctx *ctx, void *p, size_t bytes);
+  int (*sync)(hb_ctx *ctx);
+
+  // y (B, Tout, Cout) = conv1d(x (B, Tin, Cin), w (Cout, Cin/groups, K)) + bias (Cout | NULL)
+  // Tout = (Tin + 2*pad - K) / stride + 1; zero padding on both sides.
+  int (*conv1d)(hb_ctx *ctx, float *y, const float *x, const float *w, const float *bias,
+                int B, int Tin, int Cin, int Cout, int K, int stride, int pad, int groups);
+
+  // y (N, Cout) = x (N, Cin) @ w^T (w: (Cout, Cin)) + bias (Cout | NULL)
+  int (*linear)(hb_ctx *ctx, float *y, const float *x, const float *w, const float *bias,
+                int N, int Cin, int Cout);
+
+  // y (N, C) = (x - mean) / sqrt(var + eps) * gamma + beta, statistics over the last dim C.
+  // y may alias x.
+  int (*layer_norm)(hb_ctx *ctx, float *y, const float *x, const float *gamma, const float *beta,
+                    int N, int C, float eps);
+
+  // Group norm on channel-last x (B, T, C): statistics per (b, group) over T and the C/G channels
+  // of the group; gamma/beta per channel. y may alias x.
+  int (*group_norm)(hb_ctx *ctx, float *y, const float *x, const float *gamma, const float *beta,
+                    int B, int T, int C, int G, float eps);
+
+  // y = 0.5 x (1 + erf(x / sqrt 2)), n elements; y may alias x.
+  int (*gelu)(hb_ctx *ctx, float *y, const float *x, size_t n);
+
+  // y = a + b, n elements; y may alias a or b.
+  int (*add)(hb_ctx *ctx, float *y, const float *a, const float *b, size_t n);
+
+  // Row softmax in place on x (N, D).
+  int (*softmax)(hb_ctx *ctx, float *x, int N, int D);
+
+  // Multi-head scaled dot-product attention with a key-padding mask.
+  // q, k, v, out: (B, T, H*Dh) (heads interleaved as PyTorch's view(B, T, H, Dh)).
+  // out[b, t, h] = softmax_s(q[b,t,h] . k[b,s,h] * scale, s < len[b]) @ v[b, :, h].
+  // len: (B) host int array, 1 <= len[b] <= T (NULL: all T). Rows t >= len[b] are computed like
+  // the others (they are padding; callers ignore them). Memory O(T * block), never O(T^2).
+  int (*attention)(hb_ctx *ctx, float *out, const float *q, const float *k, const float *v,
+                   const int *len, int B, int T, int H, int Dh, float scale);
+
+  // Weight normalisation over all dims but `dim` 2 (torch.nn.utils.weight_norm(dim=2)):
+  // w[o, i, k] = g[k] * v[o, i, k] / ||v[:, :, k]||_2, v: (O, I, K), g: (K).
+  int (*weight_norm)(hb_ctx *ctx, float *w, const float *v, const float *g, int O, int I, int K);
+
+  // Zero the frames t >= len[b] of x (B, T, C). len: host int array (B).
+  int (*mask_padding)(hb_ctx *ctx, float *x, const int *len, int B, int T, int C);
+} hb_backend;
+
+struct hb_ctx {
+  const hb_backend *be;
+  int num_threads;        // CPU: OpenMP threads (0 = library default)
+  void *workspace;        // backend scratch, grown by ops_workspace()
+  size_t workspace_bytes;
+  void *backend_state;    // e.g. CUDA handles
+};
+
+// Creates a context for a backend by name ("cpu", "cuda"). Error if the backend is not built in
+// or has no device.
+int ops_ctx_init(hb_ctx *ctx, const char *backend, int num_threads);
+void ops_ctx_free(hb_ctx *ctx);
+// Scratch of at least `bytes`, valid until the next op call. Grows (reallocates) only if needed.
+void *ops_workspace(hb_ctx *ctx, size_t bytes);
+
+extern const hb_backend hb_backend_cpu;
+
+#endif
