@@ -1,9 +1,13 @@
 // The subcommand table: `hubert NAME ...` runs hb_commands[i].run. Each command's options live in
 // its own file, in the table it passes to cli_parse().
+#include <stddef.h>
+
 #include "cli/cli.h"
 #include "cli/commands.h"
 
 const hb_command hb_commands[] = {
+    {"kmeans", "k-means units: fit centroids on features, apply them to label frames", "fit|apply [options] FEATS.h5...", NULL, cmd_kmeans},
+    {"topics", "LDA topics of unit sequences (HuBERTopic): fit a topic model, apply it to label utterances", "fit|apply [options] LABELS.h5...", NULL, cmd_topics},
     {"info", "print a model folder's configuration and parameter counts", "--model DIR", NULL, cmd_info},
     {"extract", "extract hidden states of every (or chosen) layer into an HDF5 feature file",
      "--model DIR --out FILE.h5 [options] INPUT...", NULL, cmd_extract},
