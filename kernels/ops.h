@@ -66,8 +66,8 @@ typedef struct hb_backend {
                    const int *len, int B, int T, int H, int Dh, float scale);
 
   // Weight normalisation over all dims but `dim` 2 (torch.nn.utils.weight_norm(dim=2)):
-  // w[o, i, k] = g[k] * v[o, i, k] / ||v[:, :, k]||_2, v: (O, I, K), g: (K).
-  int (*weight_norm)(hb_ctx *ctx, float *w, const float *v, const float *g, int O, int I, int K);
+  // w[o, i, k] = g[k] * v[o, i, k] / ||v[:, :, k]||_2, v: (O, In, K), g: (K).
+  int (*weight_norm)(hb_ctx *ctx, float *w, const float *v, const float *g, int O, int In, int K);
 
   // Zero the frames t >= len[b] of x (B, T, C). len: host int array (B).
   int (*mask_padding)(hb_ctx *ctx, float *x, const int *len, int B, int T, int C);

@@ -19,11 +19,11 @@ int fwd_arena_init(hb_fwd_arena *a, const hb_model *m, int max_B, long max_sampl
   a->max_T = config_num_frames(c, max_samples);
   int cmax = 0;
   for (int i = 0; i < c->num_conv; i++) cmax = c->conv_dim[i] > cmax ? c->conv_dim[i] : cmax;
-  const size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+  const size_t H = (size_t)c->hidden_size, FF = (size_t)c->intermediate_size;
   const size_t BT = (size_t)max_B * a->max_T, BT1 = (size_t)max_B * (a->max_T + 1);
   const size_t G = (size_t)c->num_conv_pos_embedding_groups, K = (size_t)c->num_conv_pos_embeddings;
   size_t sizes[10] = {(size_t)max_B * a->max_T0 * cmax, (size_t)max_B * a->max_T0 * cmax, BT1 * H, BT1 * H, BT1 * H,
-                      BT * H, BT * H, BT * H, BT * I, H * (H / G) * K};
+                      BT * H, BT * H, BT * H, BT * FF, H * (H / G) * K};
   float **slots[10] = {&a->conv_a, &a->conv_b, &a->x, &a->t1, &a->t2, &a->q, &a->k, &a->v, &a->ff, &a->pos_w};
   size_t total = 0;
   for (int i = 0; i < 10; i++) {
@@ -77,7 +77,7 @@ static int transformer_layer(hb_model *m, hb_fwd_arena *a, const hb_layer_params
   const hb_config *c = &m->cfg;
   const hb_backend *be = m->ctx->be;
   hb_ctx *ctx = m->ctx;
-  const int H = c->hidden_size, I = c->intermediate_size, NH = c->num_attention_heads, Dh = H / NH;
+  const int H = c->hidden_size, FF = c->intermediate_size, NH = c->num_attention_heads, Dh = H / NH;
   const int N = B * T;
   const float eps = (float)c->layer_norm_eps;
   const size_t n = (size_t)N * H;
@@ -100,9 +100,9 @@ static int transformer_layer(hb_model *m, hb_fwd_arena *a, const hb_layer_params
     HB_TRY(be->layer_norm(ctx, t1, x, lp->ln2_w, lp->ln2_b, N, H, eps));
     in = t1;
   }
-  HB_TRY(be->linear(ctx, a->ff, in, lp->ff1_w, lp->ff1_b, N, H, I));
-  HB_TRY(be->gelu(ctx, a->ff, a->ff, (size_t)N * I));
-  HB_TRY(be->linear(ctx, t2, a->ff, lp->ff2_w, lp->ff2_b, N, I, H));
+  HB_TRY(be->linear(ctx, a->ff, in, lp->ff1_w, lp->ff1_b, N, H, FF));
+  HB_TRY(be->gelu(ctx, a->ff, a->ff, (size_t)N * FF));
+  HB_TRY(be->linear(ctx, t2, a->ff, lp->ff2_w, lp->ff2_b, N, FF, H));
   HB_TRY(be->add(ctx, x, x, t2, n));
   if (!c->do_stable_layer_norm) HB_TRY(be->layer_norm(ctx, x, x, lp->ln2_w, lp->ln2_b, N, H, eps));
   return 0;

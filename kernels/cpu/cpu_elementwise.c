@@ -45,11 +45,11 @@ int cpu_mask_padding(hb_ctx *ctx, float *x, const int *len, int B, int T, int C)
 }
 
 // w[o, i, k] = g[k] * v[o, i, k] / ||v[:, :, k]||
-int cpu_weight_norm(hb_ctx *ctx, float *w, const float *v, const float *g, int O, int I, int K) {
+int cpu_weight_norm(hb_ctx *ctx, float *w, const float *v, const float *g, int O, int In, int K) {
   double *norm = ops_workspace(ctx, sizeof(double) * (size_t)K);
   if (!norm) return -1;
   for (int k = 0; k < K; k++) norm[k] = 0;
-  const size_t OI = (size_t)O * I;
+  const size_t OI = (size_t)O * In;
   for (size_t oi = 0; oi < OI; oi++)
     for (int k = 0; k < K; k++) {
       double t = v[oi * K + k];

@@ -15,7 +15,7 @@ int cpu_add(hb_ctx *ctx, float *y, const float *a, const float *b, size_t n);
 int cpu_softmax(hb_ctx *ctx, float *x, int N, int D);
 int cpu_attention(hb_ctx *ctx, float *out, const float *q, const float *k, const float *v,
                   const int *len, int B, int T, int H, int Dh, float scale);
-int cpu_weight_norm(hb_ctx *ctx, float *w, const float *v, const float *g, int O, int I, int K);
+int cpu_weight_norm(hb_ctx *ctx, float *w, const float *v, const float *g, int O, int In, int K);
 int cpu_mask_padding(hb_ctx *ctx, float *x, const int *len, int B, int T, int C);
 
 // Number of OpenMP threads ops may use (ctx->num_threads, or the OpenMP default).
