@@ -6,6 +6,12 @@
 #include "cli/commands.h"
 
 const hb_command hb_commands[] = {
+    {"manifest", "scan a folder for audio and write fairseq manifests (train/valid .tsv)",
+     "DIR --out train.tsv [--valid-out valid.tsv --valid-percent P] [options]", NULL, cmd_manifest},
+    {"mfcc", "Kaldi MFCC + deltas (39-d, fairseq's HuBERT iteration-1 features) into an HDF5 feature file",
+     "--out FILE.h5 [options] INPUT...", NULL, cmd_mfcc},
+    {"fbank", "Kaldi log mel filterbank features (80-d) into an HDF5 feature file",
+     "--out FILE.h5 [options] INPUT...", NULL, cmd_fbank},
     {"kmeans", "k-means units: fit centroids on features, apply them to label frames", "fit|apply [options] FEATS.h5...", NULL, cmd_kmeans},
     {"topics", "LDA topics of unit sequences (HuBERTopic): fit a topic model, apply it to label utterances", "fit|apply [options] LABELS.h5...", NULL, cmd_topics},
     {"info", "print a model folder's configuration and parameter counts", "--model DIR", NULL, cmd_info},
