@@ -190,8 +190,8 @@ int cmd_manifest(const hb_command *cmd, int argc, char **argv) {
   if (status == 0) status = manifest_write(out, &train);
   if (status == 0 && valid_out) status = manifest_write(valid_out, &valid);
   if (status == 0 && !quiet) {
-    printf("manifest: %d files, %.2f h of audio -> %s (%d)", train.n + valid.n, total / 3600.0,
-           out, train.n);
+    printf("manifest: %d files, %.1f %s of audio -> %s (%d)", train.n + valid.n,
+           total >= 3600.0 ? total / 3600.0 : total / 60.0, total >= 3600.0 ? "h" : "min", out, train.n);
     if (valid_out) printf(", %s (%d)", valid_out, valid.n);
     if (skipped) printf("; skipped %lld bad file%s", (long long)skipped, skipped == 1 ? "" : "s");
     printf("\n");
