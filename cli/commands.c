@@ -20,5 +20,9 @@ const hb_command hb_commands[] = {
     {"init", "write a randomly initialised model folder from a config (json or a preset name)",
      "--config base|large|tiny|FILE.json --out DIR [options]", NULL, cmd_init},
     {"bench", "benchmarks (extract: HuBERT forward)", "WHAT [options]", NULL, cmd_bench},
+    {"shard", "write HDF5 training shards (audio + labels + topics + meta); 'shard check FILE...' validates",
+     "--out DIR --manifest train.tsv [--labels NAME=L.h5 ...] [options] | check FILE.h5...", NULL, cmd_shard},
+    {"labels", "fairseq .km label import/export ('labels import --help', 'labels export --help')",
+     "import|export [options]", NULL, cmd_labels},
 };
 const int hb_num_commands = (int)(sizeof hb_commands / sizeof hb_commands[0]);
