@@ -4,6 +4,7 @@
 #define HB_HUBERT_CONFIG_H
 
 #define HB_MAX_CONV 16
+#define HB_MAX_LAYERS 64
 #define HB_MAX_LABEL_SETS 8
 #define HB_NAME_LEN 64
 

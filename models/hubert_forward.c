@@ -129,7 +129,7 @@ int model_forward(hb_model *m, hb_fwd_arena *a, const float *wave, const long *l
   const float eps = (float)c->layer_norm_eps;
 
   // Feature projection: LN over conv channels (in place in the extractor buffer), then linear.
-  if (c->feat_proj_layer_norm) HB_TRY(be->layer_norm(ctx, feat, feat, m->p.fp_ln_w, m->p.fp_ln_b, N, Cc, CONV_LN_EPS));
+  if (c->feat_proj_layer_norm) HB_TRY(be->layer_norm(ctx, feat, feat, m->p.fp_ln_w, m->p.fp_ln_b, N, Cc, eps));
   HB_TRY(be->linear(ctx, a->x, feat, m->p.fp_w, m->p.fp_b, N, Cc, H));
   HB_TRY(be->mask_padding(ctx, a->x, frames, B, T, H));
 

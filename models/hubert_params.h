@@ -16,8 +16,6 @@
 
 #include "models/hubert_config.h"
 
-#define HB_MAX_LAYERS 64
-
 typedef enum {
   INIT_ZERO,
   INIT_ONE,
