@@ -97,7 +97,7 @@ int main(void) {
         CHECK(strcmp(json_get(r, "s")->string, want) == 0);
         const json_value *a = json_get(r, "nums");
         int same = a && a->len == 10;
-        for (int k = 0; same && k < 8; k++) same = a->items[k].number == nums[k] && signbit(a->items[k].number) == signbit(nums[k]);
+        for (int k = 0; same && k < 8; k++) same = a->items[k].number == nums[k] && !signbit(a->items[k].number) == !signbit(nums[k]);
         CHECK(same);
         CHECK(a && a->len == 10 && a->items[8].number == -9223372036854775808.0 && a->items[9].type == JSON_NULL);
         CHECK(strcmp(json_get(r, "ctl")->string, "\x01\x1f") == 0);
