@@ -43,6 +43,12 @@ n=$(ls many/tr-*.h5 | wc -l)
 [ "$n" -ge 3 ] && ok "$n shards" || bad "expected >= 3 shards, got $n"
 run "$BIN" shard check many/tr-*.h5 && grep -q "total: $n shards, 7 utterances" "$T/out" && ok "check all: $(tail -1 "$T/out")" || bad "check many: $(cat "$T/out")"
 
+# Features copied in from a feature file (hubert mfcc output).
+if run "$BIN" mfcc --out mf.h5 m.tsv; then
+  run "$BIN" shard --out fe --manifest m.tsv --feats mf.h5 && run "$BIN" shard check fe/m-00000.h5 &&
+    grep -q "feats: dim 39" "$T/out" && ok "shard --feats" || bad "shard --feats: $(cat "$T/out")"
+fi
+
 # Error paths.
 head -n 6 train.km > short.km
 expect_fail "wrong line count" "short.km: 6 lines" "$BIN" labels import --manifest m.tsv --km short.km --rate 50 --out x.h5
