@@ -189,7 +189,6 @@ done:
 // Copies rows idx[0..m) of x into out (m, d) and their norms into osq.
 static void gather_rows(const float *x, const float *xsq, int d, const int64_t *idx, int64_t m,
                         float *out, float *osq) {
-#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < m; i++) {
     memcpy(out + (size_t)i * d, x + (size_t)idx[i] * d, (size_t)d * sizeof(float));
     osq[i] = xsq[idx[i]];
