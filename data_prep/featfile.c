@@ -604,7 +604,11 @@ int featfile_open(const char *path, hb_featfile **out) {
     featfile_free(f);
     return hb_fail("out of memory");
   }
-  f->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  // 8 MiB chunk cache per dataset: sequential per-utterance reads touch each chunk once
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl >= 0 && H5Pset_cache(fapl, 0, 521, 8u << 20, 1.0) >= 0)
+    f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  if (fapl >= 0) H5Pclose(fapl);
   if (f->file < 0) {
     featfile_free(f);
     return hb_fail("%s: cannot open HDF5 file (truncated or corrupt?)", path);
