@@ -34,7 +34,7 @@ static void row_sqnorms_serial(const float *x, int64_t n, int d, float *out) {
 }
 
 static void row_sqnorms(const float *x, int64_t n, int d, float *out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 4 * KM_BLOCK)
   for (int64_t i = 0; i < n; i++) {
     const float *r = x + (size_t)i * d;
     float s = 0;
@@ -65,7 +65,7 @@ static int assign_rows(const float *x, int64_t n, int d, const float *xsq, const
   int64_t nblocks = (n + KM_BLOCK - 1) / KM_BLOCK;
   double total = 0;
   int failed = 0;
-#pragma omp parallel reduction(+ : total)
+#pragma omp parallel reduction(+ : total) if (nblocks > 4)
   {
     float *buf = hb_malloc((size_t)KM_BLOCK * k * sizeof(float));
     float xs[KM_BLOCK];
@@ -152,13 +152,13 @@ int kmeans_plusplus(const float *x, int64_t n, int d, const float *xsq, int k, i
     if (!csqp) { rc = hb_fail("kmeans++: too many local trials (%d)", T); goto done; }
     row_sqnorms_serial(cand, T, d, csqp);
     int64_t nblocks = (n + KM_BLOCK - 1) / KM_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nblocks > 4)
     for (int64_t b = 0; b < nblocks; b++) {
       int64_t r0 = b * KM_BLOCK, nb = n - r0 < KM_BLOCK ? n - r0 : KM_BLOCK;
       block_sqdist(x + (size_t)r0 * d, nb, d, xsq + r0, cand, csqp, T, cand_d + (size_t)r0 * T);
     }
     for (int t = 0; t < T; t++) pot[t] = 0;
-#pragma omp parallel
+#pragma omp parallel if (n > 4 * KM_BLOCK)
     {
       double lp[64] = {0};
 #pragma omp for schedule(static)
