@@ -235,6 +235,7 @@ int featfile_append(hb_featfile_writer *w, const char *utt_id, int64_t frames, c
   if (!utt_id || !utt_id[0]) return hb_fail("%s: utterance %lld: empty utterance id", w->path, (long long)w->num_utts);
   if (frames < 0 || frames > ((int64_t)1 << 40)) return hb_fail("%s: utterance '%s': invalid frame count %lld", w->path, utt_id, (long long)frames);
   for (int d = 0; d < w->ndsets && frames > 0; d++) {
+    if (!data || !data[d]) return hb_fail("%s: utterance '%s': no data for dataset '%s'", w->path, utt_id, w->names[d]);
     size_t n = (size_t)frames * (size_t)w->dims[d];
     for (size_t i = 0; i < n; i++)
       if (!isfinite(data[d][i]))

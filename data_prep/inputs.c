@@ -221,7 +221,6 @@ int inputs_collect(int nargs, char **args, hb_input_list *out) {
   memset(out, 0, sizeof *out);
   int cap = 0;
   if (nargs <= 0) return hb_fail("no inputs: give audio files and/or .tsv manifests");
-  // the source argument of each entry, for duplicate messages
   for (int a = 0; a < nargs; a++) {
     const char *arg = args[a];
     if (ends_with(arg, ".tsv")) {
