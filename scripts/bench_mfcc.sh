@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# MFCC + deltas (fairseq's HuBERT iteration-1 features) on ~10 minutes of 16 kHz audio:
+# `hubert mfcc` vs torchaudio with fairseq's recipe (examples/hubert/simple_kmeans/
+# dump_mfcc_feature.py: kaldi.mfcc(use_energy=False) -> compute_deltas -> compute_deltas -> concat),
+# same files, same thread count, measured in the same run. Prints times, the ratio, x real time
+# and peak RSS (/usr/bin/time -v).
+#
+#   scripts/bench_mfcc.sh [HUBERT_BIN]      env: THREADS (default 2), MINUTES (default 10)
+set -euo pipefail
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+HUBERT="${1:-${HUBERT_BIN:-$SRC/build/hubert}}"
+THREADS="${THREADS:-2}"
+MINUTES="${MINUTES:-10}"
+PY=/usr/bin/python3
+[ -x "$HUBERT" ] || { echo "no hubert binary at $HUBERT (build first or pass its path)"; exit 1; }
+command -v sox >/dev/null || { echo "sox missing (scripts/setup.sh)"; exit 1; }
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+# MINUTES * 6 files of 10 s: a sweep (different per file) mixed with pink noise
+mkdir -p "$T/wav"
+nfiles=$((MINUTES * 6))
+echo "$T/wav" >"$T/bench.tsv"
+for i in $(seq 1 $nfiles); do
+  f=$((100 + i * 7))
+  sox -R -n -r 16000 -b 16 -c 1 "$T/a.wav" synth 10 sine $f-$((f * 20)) vol 0.3
+  sox -R -n -r 16000 -b 16 -c 1 "$T/b.wav" synth 10 pinknoise vol 0.1
+  sox -m "$T/a.wav" "$T/b.wav" "$T/wav/u$i.wav"
+  printf 'u%d.wav\t160000\n' "$i" >>"$T/bench.tsv"
+done
+
+export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
+blas=$(readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu 2>/dev/null || echo unknown)
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+
+# ours: best of 3 wall-clock runs of the whole command (process start, decoding, HDF5 writing)
+best_ours=""
+for r in 1 2 3; do
+  /usr/bin/time -v "$HUBERT" mfcc --out "$T/ours.h5" "$T/bench.tsv" >"$T/ours.out" 2>"$T/ours.time"
+  w=$(grep 'Elapsed (wall clock)' "$T/ours.time" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  if [ -z "$best_ours" ] || awk "BEGIN{exit !($w < $best_ours)}"; then best_ours=$w; fi
+done
+ours_rss=$(grep 'Maximum resident' "$T/ours.time" | awk '{print $NF}')
+
+# torchaudio: fairseq's MfccFeatureReader loop (read int16 wav as float, mfcc, deltas, concat), timed
+# inside Python (import time excluded: favourable to the oracle); best of 3 passes
+cat >"$T/oracle.py" <<'EOF'
+import sys, time, wave
+import numpy as np, torch, torchaudio
+torch.set_num_threads(int(sys.argv[2]))
+root, *lines = open(sys.argv[1]).read().split("\n")
+paths = [root + "/" + l.split("\t")[0] for l in lines if l]
+def read(p):
+    with wave.open(p, "rb") as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64) / 32768.0
+def feats(x):
+    with torch.no_grad():
+        x = torch.from_numpy(x).float().view(1, -1)
+        m = torchaudio.compliance.kaldi.mfcc(waveform=x, sample_frequency=16000, use_energy=False)
+        m = m.transpose(0, 1)
+        d = torchaudio.functional.compute_deltas(m)
+        dd = torchaudio.functional.compute_deltas(d)
+        return torch.cat([m, d, dd], dim=0).transpose(0, 1).contiguous()
+best = 1e9
+for rep in range(3):
+    t = time.perf_counter()
+    out = [feats(read(p)).numpy() for p in paths]
+    best = min(best, time.perf_counter() - t)
+np.save(sys.argv[3], np.concatenate(out))
+print(f"{best:.4f}")
+EOF
+/usr/bin/time -v $PY "$T/oracle.py" "$T/bench.tsv" "$THREADS" "$T/ref.npy" >"$T/ref.out" 2>"$T/ref.time"
+ref_s=$(tail -n 1 "$T/ref.out")
+ref_rss=$(grep 'Maximum resident' "$T/ref.time" | awk '{print $NF}')
+
+# the two outputs agree (relative L2 over the whole corpus)
+err=$($PY -c "
+import h5py, numpy as np
+a = h5py.File('$T/ours.h5', 'r')['feats'][()].astype(np.float64); b = np.load('$T/ref.npy').astype(np.float64)
+print('%.2e' % (np.linalg.norm(a - b) / np.linalg.norm(b)) if a.shape == b.shape else 'shape %s vs %s' % (a.shape, b.shape))")
+
+audio_s=$((nfiles * 10))
+echo "MFCC + deltas, $nfiles files x 10 s = $audio_s s of 16 kHz audio, $THREADS threads, $cpu"
+echo "BLAS for torch: $blas"
+echo "ours  (hubert mfcc, whole command):       ${best_ours} s  $(awk "BEGIN{printf \"%.0f\", $audio_s/$best_ours}")x real time  peak RSS $((ours_rss / 1024)) MB"
+echo "torchaudio (fairseq recipe, loop only):   ${ref_s} s  $(awk "BEGIN{printf \"%.0f\", $audio_s/$ref_s}")x real time  peak RSS $((ref_rss / 1024)) MB"
+echo "ratio torchaudio / ours: $(awk "BEGIN{printf \"%.1f\", $ref_s/$best_ours}")x   (relative L2 ours vs torchaudio: $err)"
+echo "ours, internal: $(cat "$T/ours.out")"
