@@ -56,6 +56,9 @@ static void process_one(const hb_kaldi_feats *k, const hb_audio_opts *ao, const 
   audio_free(&a);
 }
 
+static int write_features(hb_kaldi_kind kind, const char *out, int resample, int channel, int skip_bad,
+                          int mel_bins, int deltas, int quiet, int npos, char **pos);
+
 static int run_features(const hb_command *cmd, int argc, char **argv, hb_kaldi_kind kind) {
   const char *out = NULL;
   int resample = 0, channel = -1, skip_bad = 0, mel_bins = 0, no_deltas = 0, quiet = 0;
@@ -79,12 +82,19 @@ static int run_features(const hb_command *cmd, int argc, char **argv, hb_kaldi_k
   char **pos = NULL;
   int rc = cli_parse(cmd, kind == KALDI_MFCC ? mfcc_opts : fbank_opts, argc, argv, &npos, &pos);
   if (rc) return rc > 0 ? 0 : -1;
+  rc = write_features(kind, out, resample, channel, skip_bad, mel_bins, !no_deltas, quiet, npos, pos);
+  free(pos);
+  return rc;
+}
+
+static int write_features(hb_kaldi_kind kind, const char *out, int resample, int channel, int skip_bad,
+                          int mel_bins, int deltas, int quiet, int npos, char **pos) {
   if (channel < -1) return hb_fail("--channel %d: must be >= 0", channel);
   if (kind == KALDI_FBANK && mel_bins != 0 && (mel_bins < 4 || mel_bins > 256))
     return hb_fail("--num-mel-bins %d: must be in 4..256", mel_bins);
 
   hb_kaldi_feats k;
-  if (kaldi_feats_init(&k, kind, HB_SAMPLE_RATE, mel_bins, !no_deltas)) return -1;
+  if (kaldi_feats_init(&k, kind, HB_SAMPLE_RATE, mel_bins, deltas)) return -1;
   hb_input_list in;
   if (inputs_collect(npos, pos, &in)) {
     kaldi_feats_free(&k);

@@ -111,6 +111,9 @@ static int parse_exts(scan_state *s, char *buf, const char *spec) {
   return 0;
 }
 
+static int write_manifests(const char *dir, const char *out, const char *valid_out, const char *ext,
+                           double valid_percent, long seed, int skip_bad, int quiet);
+
 int cmd_manifest(const hb_command *cmd, int argc, char **argv) {
   const char *out = NULL, *valid_out = NULL, *ext = "wav,flac";
   double valid_percent = -1.0;
@@ -131,7 +134,14 @@ int cmd_manifest(const hb_command *cmd, int argc, char **argv) {
   char **pos = NULL;
   int rc = cli_parse(cmd, opts, argc, argv, &npos, &pos);
   if (rc) return rc > 0 ? 0 : -1;
-  if (npos != 1) return hb_fail("manifest: give exactly one DIR (got %d arguments)", npos);
+  rc = npos == 1 ? write_manifests(pos[0], out, valid_out, ext, valid_percent, seed, skip_bad, quiet)
+                 : hb_fail("manifest: give exactly one DIR (got %d arguments)", npos);
+  free(pos);
+  return rc;
+}
+
+static int write_manifests(const char *dir, const char *out, const char *valid_out, const char *ext,
+                           double valid_percent, long seed, int skip_bad, int quiet) {
   if (valid_percent < 0.0) valid_percent = valid_out ? 0.01 : 0.0;
   if (!(valid_percent >= 0.0 && valid_percent <= 1.0))
     return hb_fail("--valid-percent %g: must be a fraction in [0, 1] (0.01 = 1%%)", valid_percent);
@@ -143,14 +153,14 @@ int cmd_manifest(const hb_command *cmd, int argc, char **argv) {
   char extbuf[256];
   if (parse_exts(&s, extbuf, ext)) return -1;
   char root[PATH_MAX];
-  if (!realpath(pos[0], root)) return hb_fail("%s: %s", pos[0], strerror(errno));
+  if (!realpath(dir, root)) return hb_fail("%s: %s", dir, strerror(errno));
   struct stat st;
-  if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) return hb_fail("%s: not a directory", pos[0]);
+  if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) return hb_fail("%s: not a directory", dir);
 
   hb_manifest train = {0}, valid = {0};
   int64_t *counts = NULL;
   int status = scan_dir(&s, root, "", 0);
-  if (status == 0 && s.n == 0) status = hb_fail("%s: no audio files with extension %s found", pos[0], ext);
+  if (status == 0 && s.n == 0) status = hb_fail("%s: no audio files with extension %s found", dir, ext);
   if (status == 0) {
     qsort(s.rel, (size_t)s.n, sizeof *s.rel, cmp_str);
     counts = hb_malloc((size_t)s.n * sizeof *counts);
@@ -185,7 +195,7 @@ int cmd_manifest(const hb_command *cmd, int argc, char **argv) {
     m->num_samples[m->n] = counts[i];
     m->n++;
   }
-  if (status == 0 && train.n + valid.n == 0) status = hb_fail("%s: no readable audio file (%lld skipped)", pos[0], (long long)skipped);
+  if (status == 0 && train.n + valid.n == 0) status = hb_fail("%s: no readable audio file (%lld skipped)", dir, (long long)skipped);
   train.root = valid.root = root;
   if (status == 0) status = manifest_write(out, &train);
   if (status == 0 && valid_out) status = manifest_write(valid_out, &valid);
