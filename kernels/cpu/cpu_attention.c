@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "kernels/cpu/cpu_internal.h"
+#include "kernels/cpu/cpu_math.h"
 
 #define ATT_QBLOCK 128
 
@@ -39,8 +40,9 @@ int cpu_attention(hb_ctx *ctx, float *out, const float *q, const float *k, const
       float mx = -INFINITY;
       for (int j = 0; j < S; j++) mx = r[j] > mx ? r[j] : mx;
       float sum = 0;
+#pragma omp simd reduction(+ : sum)
       for (int j = 0; j < S; j++) {
-        r[j] = expf(r[j] - mx);
+        r[j] = hb_expf(r[j] - mx);
         sum += r[j];
       }
       const float inv = 1.0f / sum;

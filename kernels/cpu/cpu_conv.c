@@ -65,7 +65,7 @@ int cpu_conv1d(hb_ctx *ctx, float *y, const float *x, const float *w, const floa
       for (int c = 0; c < Cin; c++)
         for (int k = 0; k < K; k++)
           wp[((size_t)(k / stride) * Cout + o) * cols + (size_t)(k % stride) * Cin + c] = w[((size_t)o * Cin + c) * K + k];
-    fill_bias(y, bias, (size_t)B * Tout, Cout);
+    if (bias) fill_bias(y, bias, (size_t)B * Tout, Cout);
     for (int b = 0; b < B; b++) {
       const float *xb = x + (size_t)b * Tin * Cin;
       float *yb = y + (size_t)b * Tout * Cout;
@@ -74,7 +74,8 @@ int cpu_conv1d(hb_ctx *ctx, float *y, const float *x, const float *w, const floa
         int taps = K - j * stride < stride ? K - j * stride : stride;
         size_t cols_j = (size_t)taps * Cin;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tout, Cout, (int)cols_j, 1.0f,
-                    xb + (size_t)j * stride * Cin, (int)cols, wp + (size_t)j * Cout * cols, (int)cols, 1.0f, yb, Cout);
+                    xb + (size_t)j * stride * Cin, (int)cols, wp + (size_t)j * Cout * cols, (int)cols,
+                    (j == 0 && !bias) ? 0.0f : 1.0f, yb, Cout);
       }
     }
     return 0;

@@ -3,11 +3,12 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_internal.h"
+#include "kernels/cpu/cpu_math.h"
 
 int cpu_gelu(hb_ctx *ctx, float *y, const float *x, size_t n) {
   (void)ctx;
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+#pragma omp parallel for simd schedule(static)
+  for (size_t i = 0; i < n; i++) y[i] = hb_gelu(x[i]);
   return 0;
 }
 
@@ -27,7 +28,7 @@ int cpu_softmax(hb_ctx *ctx, float *x, int N, int D) {
     for (int d = 0; d < D; d++) m = r[d] > m ? r[d] : m;
     double s = 0;
     for (int d = 0; d < D; d++) {
-      r[d] = expf(r[d] - m);
+      r[d] = hb_expf(r[d] - m);
       s += r[d];
     }
     const float inv = (float)(1.0 / s);

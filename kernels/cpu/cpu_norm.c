@@ -1,5 +1,6 @@
 // Layer norm and group norm (channel-last), statistics accumulated in double.
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "common/error.h"
@@ -29,59 +30,70 @@ int cpu_layer_norm(hb_ctx *ctx, float *y, const float *x, const float *gamma, co
   return 0;
 }
 
-// Statistics per (b, g) over T frames x C/G channels; x is (B, T, C).
+// Statistics per (b, g) over T frames x C/G channels; x is (B, T, C). Channel-last makes a
+// channel's values strided, so both passes walk rows (contiguous) and keep per-thread partial
+// per-channel sums, reduced afterwards: (1) means, (2) centred sums of squares (two-pass: after
+// the first conv |mean| can dwarf the std), then one normalising pass.
+static void channel_sums(const float *xb, int T, int C, const double *center_g, int Cg, double *part, int nthr,
+                         double *out) {
+#pragma omp parallel num_threads(nthr)
+  {
+    const int th = omp_get_thread_num(), nt = omp_get_num_threads();
+    double *acc = part + (size_t)th * C;
+    for (int c = 0; c < C; c++) acc[c] = 0;
+    const int t0 = (int)((long)T * th / nt), t1 = (int)((long)T * (th + 1) / nt);
+    for (int t = t0; t < t1; t++) {
+      const float *xr = xb + (size_t)t * C;
+      if (center_g)
+        for (int c = 0; c < C; c++) {
+          double d = xr[c] - center_g[c / Cg];
+          acc[c] += d * d;
+        }
+      else
+        for (int c = 0; c < C; c++) acc[c] += xr[c];
+    }
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (int c = 0; c < C; c++) {
+      double s = 0;
+      for (int k = 0; k < nt; k++) s += part[(size_t)k * C + c];
+      out[c] = s;
+    }
+  }
+}
+
 int cpu_group_norm(hb_ctx *ctx, float *y, const float *x, const float *gamma, const float *beta, int B, int T, int C,
                    int G, float eps) {
   if (G < 1 || C % G) return hb_fail("group_norm: %d channels not divisible by %d groups", C, G);
-  const int Cg = C / G;
-  double *stats = ops_workspace(ctx, sizeof(double) * ((size_t)B * C + 2 * (size_t)B * G));
-  if (!stats) return -1;
-  // Pass 1: per-channel means, then group means; pass 2: centred sums of squares (two-pass for
-  // accuracy when |mean| >> std, as after the first conv).
-#pragma omp parallel for schedule(static)
-  for (int bc = 0; bc < B * C; bc++) {
-    const int b = bc / C, c = bc % C;
-    const float *xb = x + (size_t)b * T * C + c;
-    double s = 0;
-    for (int t = 0; t < T; t++) s += xb[(size_t)t * C];
-    stats[bc] = s;
-  }
-  double *gmean = stats + (size_t)B * C;  // (B, G)
-#pragma omp parallel for schedule(static)
-  for (int bg = 0; bg < B * G; bg++) {
-    const int b = bg / G, g = bg % G;
-    double s = 0;
-    for (int c = 0; c < Cg; c++) s += stats[(size_t)b * C + g * Cg + c];
-    gmean[bg] = s / ((double)T * Cg);
-  }
-#pragma omp parallel for schedule(static)
-  for (int bc = 0; bc < B * C; bc++) {
-    const int b = bc / C, c = bc % C;
-    const double m = gmean[b * G + c / Cg];
-    const float *xb = x + (size_t)b * T * C + c;
-    double v = 0;
-    for (int t = 0; t < T; t++) {
-      double d = xb[(size_t)t * C] - m;
-      v += d * d;
+  const int Cg = C / G, nthr = cpu_threads(ctx);
+  double *ws = ops_workspace(ctx, sizeof(double) * ((size_t)nthr * C + C + 2 * (size_t)G));
+  if (!ws) return -1;
+  double *part = ws, *csum = ws + (size_t)nthr * C, *gmean = csum + C, *grstd = gmean + G;
+  const double n = (double)T * Cg;
+  for (int b = 0; b < B; b++) {
+    const float *xb = x + (size_t)b * T * C;
+    float *yb = y + (size_t)b * T * C;
+    channel_sums(xb, T, C, NULL, Cg, part, nthr, csum);
+    for (int g = 0; g < G; g++) {
+      double s = 0;
+      for (int c = g * Cg; c < (g + 1) * Cg; c++) s += csum[c];
+      gmean[g] = s / n;
     }
-    stats[bc] = v;
-  }
-  double *grstd = gmean + (size_t)B * G;  // (B, G)
-  for (int bg = 0; bg < B * G; bg++) {
-    const int b = bg / G, g = bg % G;
-    double v = 0;
-    for (int c = 0; c < Cg; c++) v += stats[(size_t)b * C + g * Cg + c];
-    grstd[bg] = 1.0 / sqrt(v / ((double)T * Cg) + eps);
-  }
-#pragma omp parallel for schedule(static)
-  for (int bt = 0; bt < B * T; bt++) {
-    const int b = bt / T;
-    const float *xr = x + (size_t)bt * C;
-    float *yr = y + (size_t)bt * C;
-    for (int c = 0; c < C; c++) {
-      const int bg = b * G + c / Cg;
-      float t = (float)((xr[c] - gmean[bg]) * grstd[bg]);
-      yr[c] = t * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+    channel_sums(xb, T, C, gmean, Cg, part, nthr, csum);
+    for (int g = 0; g < G; g++) {
+      double s = 0;
+      for (int c = g * Cg; c < (g + 1) * Cg; c++) s += csum[c];
+      grstd[g] = 1.0 / sqrt(s / n + eps);
+    }
+#pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int t = 0; t < T; t++) {
+      const float *xr = xb + (size_t)t * C;
+      float *yr = yb + (size_t)t * C;
+      for (int c = 0; c < C; c++) {
+        const int g = c / Cg;
+        const float sc = (float)grstd[g] * (gamma ? gamma[c] : 1.0f);
+        yr[c] = (xr[c] - (float)gmean[g]) * sc + (beta ? beta[c] : 0.0f);
+      }
     }
   }
   return 0;
