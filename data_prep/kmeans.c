@@ -9,7 +9,8 @@
 
 #include "common/error.h"
 
-#define KM_BLOCK 256  // rows per sgemm block (sklearn's CHUNK_SIZE)
+#define KM_BLOCK 1024     // rows per sgemm block in assignment
+#define KMPP_BLOCK 4096   // rows per sgemm block for k-means++ candidates (few columns)
 
 void kmeans_default_params(hb_kmeans_params *p) {
   memset(p, 0, sizeof *p);
@@ -151,10 +152,10 @@ int kmeans_plusplus(const float *x, int64_t n, int d, const float *xsq, int k, i
     float *csqp = T <= 64 ? csq : NULL;
     if (!csqp) { rc = hb_fail("kmeans++: too many local trials (%d)", T); goto done; }
     row_sqnorms_serial(cand, T, d, csqp);
-    int64_t nblocks = (n + KM_BLOCK - 1) / KM_BLOCK;
-#pragma omp parallel for schedule(static) if (nblocks > 4)
+    int64_t nblocks = (n + KMPP_BLOCK - 1) / KMPP_BLOCK;
+#pragma omp parallel for schedule(static) if (nblocks > 1)
     for (int64_t b = 0; b < nblocks; b++) {
-      int64_t r0 = b * KM_BLOCK, nb = n - r0 < KM_BLOCK ? n - r0 : KM_BLOCK;
+      int64_t r0 = b * KMPP_BLOCK, nb = n - r0 < KMPP_BLOCK ? n - r0 : KMPP_BLOCK;
       block_sqdist(x + (size_t)r0 * d, nb, d, xsq + r0, cand, csqp, T, cand_d + (size_t)r0 * T);
     }
     for (int t = 0; t < T; t++) pot[t] = 0;
