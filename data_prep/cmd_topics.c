@@ -17,6 +17,8 @@
 #include "data_prep/labelfile.h"
 #include "data_prep/lda.h"
 #include "data_prep/topicdocs.h"
+#include "data_prep/tsv.h"
+#include "data_prep/uttindex.h"
 
 #define TM_FORMAT "hubert-topic-model"
 
@@ -166,38 +168,33 @@ static double nmi(const int *a, const int *b, int64_t n, int na, int nb) {
   return ha + hb > 0 ? mi / ((ha + hb) / 2) : 1.0;
 }
 
-// meta: TSV with a header line "utt_id<TAB>col1<TAB>col2..."; prints NMI(topic, col) per column.
+// meta: TSV with a header line "utt_id<TAB>col1<TAB>col2..." (data_prep/tsv.h); prints
+// NMI(topic, col) for every column but utt_id.
 static int report_nmi(const char *meta, const hb_topics *t) {
-  char *data;
-  size_t len;
-  if (file_read_all(meta, &data, &len)) return -1;
-  char *save = NULL, *line = strtok_r(data, "\n", &save);
-  if (!line) { free(data); return hb_fail("%s: empty metadata file (expected a header line utt_id<TAB>column...)", meta); }
-  char *cols[64];
-  int nc = 0;
-  for (char *c = strtok(line, "\t\r"); c && nc < 64; c = strtok(NULL, "\t\r")) cols[nc++] = c;
-  if (nc < 2) { free(data); return hb_fail("%s: header needs utt_id and at least one column", meta); }
-  int ncol = nc - 1, rc = -1;
+  hb_tsv tsv;
+  if (tsv_read(meta, &tsv)) return -1;
+  const int cu = tsv_column(&tsv, "utt_id");
+  if (cu < 0 || tsv.ncol < 2) {
+    tsv_free(&tsv);
+    return hb_fail("%s: header needs an utt_id column and at least one other column", meta);
+  }
+  const int ncol = tsv.ncol;
+  int rc = -1;
   int64_t U = t->n_utts, matched = 0;
   int *lab = hb_malloc((size_t)(U ? U : 1) * ncol * sizeof(int)), *nv = hb_calloc((size_t)ncol, sizeof(int));
   int *topic = hb_malloc((size_t)(U ? U : 1) * sizeof(int));
   char ***vals = hb_calloc((size_t)ncol, sizeof(char **));
+  hb_index idx = {0};
+  int have_idx = 0;
   if (!lab || !nv || !topic || !vals) goto done;
-  int lineno = 1;
-  for (line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-    lineno++;
-    char *f[64];
-    int n = 0;
-    char *s2 = NULL;
-    for (char *c = strtok_r(line, "\t\r", &s2); c && n < 64; c = strtok_r(NULL, "\t\r", &s2)) f[n++] = c;
-    if (n == 0) continue;
-    if (n != nc) { hb_fail("%s:%d: %d fields, the header has %d", meta, lineno, n, nc); goto done; }
-    int64_t u = -1;
-    for (int64_t i = 0; i < U; i++)
-      if (!strcmp(t->utt_id[i], f[0])) { u = i; break; }
+  if (index_build(&idx, t->utt_id, U)) goto done;
+  have_idx = 1;
+  for (int64_t r = 0; r < tsv.nrows; r++) {
+    int64_t u = index_find(&idx, tsv_cell(&tsv, r, cu));
     if (u < 0) continue;
     for (int c = 0; c < ncol; c++) {
-      int v = str_index(&vals[c], &nv[c], f[c + 1]);
+      if (c == cu) continue;
+      int v = str_index(&vals[c], &nv[c], tsv_cell(&tsv, r, c));
       if (v < 0) goto done;
       lab[(size_t)matched * ncol + c] = v;
     }
@@ -207,15 +204,18 @@ static int report_nmi(const char *meta, const hb_topics *t) {
   int *col = hb_malloc((size_t)matched * sizeof(int));
   if (!col) goto done;
   for (int c = 0; c < ncol; c++) {
+    if (c == cu || nv[c] < 2) continue;  // a constant column carries no information
     for (int64_t i = 0; i < matched; i++) col[i] = lab[(size_t)i * ncol + c];
-    printf("  NMI(topic, %s) = %.4f  (%lld utterances, %d values)\n", cols[c + 1], nmi(topic, col, matched, t->k, nv[c]),
+    printf("  NMI(topic, %s) = %.4f  (%lld utterances, %d values)\n", tsv.header[c], nmi(topic, col, matched, t->k, nv[c]),
            (long long)matched, nv[c]);
   }
   free(col);
   rc = 0;
 done:
   for (int c = 0; vals && c < ncol; c++) { for (int i = 0; i < nv[c]; i++) free(vals[c][i]); free(vals[c]); }
-  free(vals); free(lab); free(nv); free(topic); free(data);
+  if (have_idx) index_free(&idx);
+  free(vals); free(lab); free(nv); free(topic);
+  tsv_free(&tsv);
   return rc;
 }
 

@@ -13,6 +13,7 @@
 #include "data_prep/inputs.h"
 #include "data_prep/labelfile.h"
 #include "data_prep/shard.h"
+#include "data_prep/tsv.h"
 #include "data_prep/uttindex.h"
 
 int shard_label_len_ok(int64_t samples, int sample_rate, int64_t frames, double rate) {
@@ -45,14 +46,14 @@ static int vec_push(vec *v, const void *x, size_t count) {
 
 // ---- meta.tsv ----------------------------------------------------------------------------------
 typedef struct {
-  char *buf;
+  hb_tsv tsv;
   int64_t n;
-  char **utt, **speaker, **text, **phones;  // pointers into buf (speaker/text/phones may be NULL)
+  char **utt, **speaker, **text, **phones;  // pointers into tsv (speaker/text/phones may be NULL)
   hb_index idx;
 } meta_tsv;
 
 static void meta_free(meta_tsv *m) {
-  free(m->buf);
+  tsv_free(&m->tsv);
   free(m->utt);
   free(m->speaker);
   free(m->text);
@@ -61,67 +62,29 @@ static void meta_free(meta_tsv *m) {
   memset(m, 0, sizeof *m);
 }
 
-static int split_tabs(char *line, char **f, int max) {
-  int n = 0;
-  for (char *p = line;; ) {
-    if (n == max) return max + 1;
-    f[n++] = p;
-    char *t = strchr(p, '\t');
-    if (!t) break;
-    *t = 0;
-    p = t + 1;
-  }
-  return n;
-}
-
 static int meta_read(const char *path, meta_tsv *m) {
   memset(m, 0, sizeof *m);
-  size_t len;
-  if (file_read_all(path, &m->buf, &len)) return -1;
-  int64_t lines = 0;
-  for (size_t i = 0; i < len; i++) lines += m->buf[i] == '\n';
-  lines += 1;
-  m->utt = hb_calloc((size_t)lines, sizeof(char *));
-  m->speaker = hb_calloc((size_t)lines, sizeof(char *));
-  m->text = hb_calloc((size_t)lines, sizeof(char *));
-  m->phones = hb_calloc((size_t)lines, sizeof(char *));
-  if (!m->utt || !m->speaker || !m->text || !m->phones) goto fail;
-  enum { MAXF = 64 };
-  char *f[MAXF + 1];
-  int ncol = 0, c_utt = -1, c_spk = -1, c_txt = -1, c_ph = -1;
-  char *line = m->buf;
-  for (int64_t ln = 1; line && *line; ln++) {
-    char *nl = strchr(line, '\n');
-    if (nl) *nl = 0;
-    size_t ll = strlen(line);
-    if (ll && line[ll - 1] == '\r') line[ll - 1] = 0;
-    int nf = split_tabs(line, f, MAXF);
-    if (ln == 1) {
-      if (nf > MAXF) { hb_fail("%s: line 1: more than %d columns", path, MAXF); goto fail; }
-      ncol = nf;
-      for (int i = 0; i < nf; i++) {
-        if (!strcmp(f[i], "utt_id")) c_utt = i;
-        if (!strcmp(f[i], "speaker")) c_spk = i;
-        if (!strcmp(f[i], "text")) c_txt = i;
-        if (!strcmp(f[i], "phones")) c_ph = i;
-      }
-      if (c_utt < 0) { hb_fail("%s: line 1: header has no 'utt_id' column", path); goto fail; }
-    } else if (line[0]) {
-      if (nf != ncol) {
-        hb_fail("%s: line %lld: %d tab-separated fields, the header has %d", path, (long long)ln, nf > MAXF ? MAXF : nf, ncol);
-        goto fail;
-      }
-      m->utt[m->n] = f[c_utt];
-      m->speaker[m->n] = c_spk >= 0 ? f[c_spk] : NULL;
-      m->text[m->n] = c_txt >= 0 ? f[c_txt] : NULL;
-      m->phones[m->n] = c_ph >= 0 ? f[c_ph] : NULL;
-      m->n++;
-    }
-    line = nl ? nl + 1 : NULL;
+  if (tsv_read(path, &m->tsv)) return -1;
+  const hb_tsv *t = &m->tsv;
+  const int c_utt = tsv_column(t, "utt_id"), c_spk = tsv_column(t, "speaker"), c_txt = tsv_column(t, "text"),
+            c_ph = tsv_column(t, "phones");
+  if (c_utt < 0) {
+    hb_fail("%s: line 1: header has no 'utt_id' column", path);
+    goto fail;
   }
-  if (c_spk < 0) { free(m->speaker); m->speaker = NULL; }
-  if (c_txt < 0) { free(m->text); m->text = NULL; }
-  if (c_ph < 0) { free(m->phones); m->phones = NULL; }
+  m->n = t->nrows;
+  const size_t n = (size_t)(m->n ? m->n : 1);
+  m->utt = hb_calloc(n, sizeof(char *));
+  m->speaker = c_spk >= 0 ? hb_calloc(n, sizeof(char *)) : NULL;
+  m->text = c_txt >= 0 ? hb_calloc(n, sizeof(char *)) : NULL;
+  m->phones = c_ph >= 0 ? hb_calloc(n, sizeof(char *)) : NULL;
+  if (!m->utt || (c_spk >= 0 && !m->speaker) || (c_txt >= 0 && !m->text) || (c_ph >= 0 && !m->phones)) goto fail;
+  for (int64_t r = 0; r < m->n; r++) {
+    m->utt[r] = (char *)tsv_cell(t, r, c_utt);
+    if (m->speaker) m->speaker[r] = (char *)tsv_cell(t, r, c_spk);
+    if (m->text) m->text[r] = (char *)tsv_cell(t, r, c_txt);
+    if (m->phones) m->phones[r] = (char *)tsv_cell(t, r, c_ph);
+  }
   if (index_build(&m->idx, m->utt, m->n)) { hb_fail_prefix("%s", path); goto fail; }
   return 0;
 fail:
