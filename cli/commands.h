@@ -8,8 +8,6 @@ int cmd_mfcc(const struct hb_command *cmd, int argc, char **argv);
 int cmd_fbank(const struct hb_command *cmd, int argc, char **argv);
 int cmd_kmeans(const struct hb_command *cmd, int argc, char **argv);
 int cmd_topics(const struct hb_command *cmd, int argc, char **argv);
-int cmd_kmeans(const struct hb_command *cmd, int argc, char **argv);
-int cmd_topics(const struct hb_command *cmd, int argc, char **argv);
 int cmd_info(const struct hb_command *cmd, int argc, char **argv);
 int cmd_extract(const struct hb_command *cmd, int argc, char **argv);
 int cmd_init(const struct hb_command *cmd, int argc, char **argv);
