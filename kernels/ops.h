@@ -71,6 +71,63 @@ typedef struct hb_backend {
 
   // Zero the frames t >= len[b] of x (B, T, C). len: host int array (B).
   int (*mask_padding)(hb_ctx *ctx, float *x, const int *len, int B, int T, int C);
+
+  // ---- training: forward variants that save what the backward needs, and the backwards ------
+  // Gradient rules (docs/ops.md): input gradients (dx, dq, dk, dv of attention) are OVERWRITTEN
+  // and may be NULL when not needed; parameter gradients (dw, dbias, dgamma, dbeta, weight-norm
+  // dv/dg) are ACCUMULATED (+=): they live in the flat gradient buffer zeroed once per step, and
+  // may be NULL when the parameter does not exist. No output aliases an input unless stated.
+
+  // conv1d: dx (B, Tin, Cin) from dy (B, Tout, Cout); dw (Cout, Cin/groups, K) +=; dbias (Cout) +=.
+  int (*conv1d_backward)(hb_ctx *ctx, float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                         const float *w, int B, int Tin, int Cin, int Cout, int K, int stride, int pad, int groups);
+
+  // linear: dx (N, Cin) = dy (N, Cout) @ w; dw (Cout, Cin) += dy^T x; dbias (Cout) += sum_n dy.
+  int (*linear_backward)(hb_ctx *ctx, float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                         const float *w, int N, int Cin, int Cout);
+
+  // layer_norm that also saves mean_rstd (N, 2) = {mean, 1/sqrt(var + eps)} per row. y may alias x
+  // (then the caller keeps x elsewhere: the backward needs it).
+  int (*layer_norm_train)(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
+                          const float *beta, int N, int C, float eps);
+  // dx (N, C) (may alias dy); dgamma, dbeta (C) +=. x, mean_rstd as given to/saved by layer_norm_train.
+  int (*layer_norm_backward)(hb_ctx *ctx, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                             const float *mean_rstd, const float *gamma, int N, int C);
+
+  // group_norm that also saves mean_rstd (B, G, 2). y may alias x.
+  int (*group_norm_train)(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
+                          const float *beta, int B, int T, int C, int G, float eps);
+  // dx (B, T, C) (may alias dy); dgamma, dbeta (C) +=.
+  int (*group_norm_backward)(hb_ctx *ctx, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                             const float *mean_rstd, const float *gamma, int B, int T, int C, int G);
+
+  // dx = dy * gelu'(x), gelu'(x) = Phi(x) + x phi(x) (erf form); n elements; dx may alias dy.
+  int (*gelu_backward)(hb_ctx *ctx, float *dx, const float *dy, const float *x, size_t n);
+
+  // Row softmax backward from its output y (N, D): dx = y * (dy - sum_d dy y); dx may alias dy.
+  int (*softmax_backward)(hb_ctx *ctx, float *dx, const float *dy, const float *y, int N, int D);
+
+  // attention that also saves lse (B, H, T) = log sum_s exp(scale q.k_s) over the valid keys.
+  int (*attention_train)(hb_ctx *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
+                         const int *len, int B, int T, int H, int Dh, float scale);
+  // dq, dk, dv (B, T, H*Dh) from dout (B, T, H*Dh), recomputing the probabilities blockwise from
+  // q, k and lse (never a T x T matrix per head). All query rows (padded ones too) contribute, as
+  // in the forward; dk, dv of padded keys s >= len[b] are 0.
+  int (*attention_backward)(hb_ctx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                            const float *k, const float *v, const float *lse, const int *len, int B, int T, int H,
+                            int Dh, float scale);
+
+  // weight_norm (dim=2): dv (O, In, K) +=, dg (K) += from dw (O, In, K).
+  int (*weight_norm_backward)(hb_ctx *ctx, float *dv, float *dg, const float *dw, const float *v, const float *g,
+                              int O, int In, int K);
+
+  // Zero the gradient of padded frames t >= len[b] of dx (B, T, C), in place.
+  int (*mask_padding_backward)(hb_ctx *ctx, float *dx, const int *len, int B, int T, int C);
+
+  // y += a * x (gradient accumulation), n elements.
+  int (*axpy)(hb_ctx *ctx, float *y, float a, const float *x, size_t n);
+  // y = a * x (e.g. feature_grad_mult), n elements; y may alias x.
+  int (*scale)(hb_ctx *ctx, float *y, const float *x, float a, size_t n);
 } hb_backend;
 
 struct hb_ctx {

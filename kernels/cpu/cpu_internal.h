@@ -18,6 +18,31 @@ int cpu_attention(hb_ctx *ctx, float *out, const float *q, const float *k, const
 int cpu_weight_norm(hb_ctx *ctx, float *w, const float *v, const float *g, int O, int In, int K);
 int cpu_mask_padding(hb_ctx *ctx, float *x, const int *len, int B, int T, int C);
 
+// Training: forward variants and backwards (kernels/cpu/cpu_*_backward.c).
+int cpu_conv1d_backward(hb_ctx *ctx, float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                        const float *w, int B, int Tin, int Cin, int Cout, int K, int stride, int pad, int groups);
+int cpu_linear_backward(hb_ctx *ctx, float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                        const float *w, int N, int Cin, int Cout);
+int cpu_layer_norm_train(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
+                         const float *beta, int N, int C, float eps);
+int cpu_layer_norm_backward(hb_ctx *ctx, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                            const float *mean_rstd, const float *gamma, int N, int C);
+int cpu_group_norm_train(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
+                         const float *beta, int B, int T, int C, int G, float eps);
+int cpu_group_norm_backward(hb_ctx *ctx, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                            const float *mean_rstd, const float *gamma, int B, int T, int C, int G);
+int cpu_gelu_backward(hb_ctx *ctx, float *dx, const float *dy, const float *x, size_t n);
+int cpu_softmax_backward(hb_ctx *ctx, float *dx, const float *dy, const float *y, int N, int D);
+int cpu_attention_train(hb_ctx *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
+                        const int *len, int B, int T, int H, int Dh, float scale);
+int cpu_attention_backward(hb_ctx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *lse, const int *len, int B, int T, int H,
+                           int Dh, float scale);
+int cpu_weight_norm_backward(hb_ctx *ctx, float *dv, float *dg, const float *dw, const float *v, const float *g,
+                             int O, int In, int K);
+int cpu_axpy(hb_ctx *ctx, float *y, float a, const float *x, size_t n);
+int cpu_scale(hb_ctx *ctx, float *y, const float *x, float a, size_t n);
+
 // Number of OpenMP threads ops may use (ctx->num_threads, or the OpenMP default).
 int cpu_threads(const hb_ctx *ctx);
 
