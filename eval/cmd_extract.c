@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -160,6 +161,7 @@ int cmd_extract(const hb_command *cmd, int argc, char **argv) {
   aopts.min_samples = (size_t)config_receptive_field(c);
   double t_model = 0, audio_s = 0, t0 = now_s();
   long total_frames = 0;
+  const int tty = isatty(fileno(stderr));
   const float **data = (const float **)hb_calloc((size_t)nd + 1, sizeof(float *));
   if (!data) goto done;
   for (int start = 0; start < inputs.n; start += batch) {
@@ -194,16 +196,16 @@ int cmd_extract(const hb_command *cmd, int argc, char **argv) {
       total_frames += frames[b];
       audio_free(&aud[b]);
     }
-    fprintf(stderr, "\rextract: %d/%d utterances", start + B, inputs.n);
+    if (tty) fprintf(stderr, "\rextract: %d/%d utterances", start + B, inputs.n);
     continue;
   batch_fail:
     for (int b = 0; b < B; b++) audio_free(&aud[b]);
     free(data);
-    fprintf(stderr, "\n");
+    if (tty) fprintf(stderr, "\n");
     goto done;
   }
   free(data);
-  fprintf(stderr, "\n");
+  if (tty) fprintf(stderr, "\n");
   {
     hb_featfile_writer *tmp = w;
     w = NULL;

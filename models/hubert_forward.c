@@ -22,7 +22,10 @@ int fwd_arena_init(hb_fwd_arena *a, const hb_model *m, int max_B, long max_sampl
   const size_t H = (size_t)c->hidden_size, FF = (size_t)c->intermediate_size;
   const size_t BT = (size_t)max_B * a->max_T, BT1 = (size_t)max_B * (a->max_T + 1);
   const size_t G = (size_t)c->num_conv_pos_embedding_groups, K = (size_t)c->num_conv_pos_embeddings;
-  size_t sizes[10] = {(size_t)max_B * a->max_T0 * cmax, (size_t)max_B * a->max_T0 * cmax, BT1 * H, BT1 * H, BT1 * H,
+  // Layer l writes buffer l & 1: conv_a holds the first conv's output (the longest), conv_b at
+  // most the second's.
+  const size_t T1 = c->num_conv > 1 ? (size_t)((a->max_T0 - c->conv_kernel[1]) / c->conv_stride[1] + 1) : 1;
+  size_t sizes[10] = {(size_t)max_B * a->max_T0 * cmax, (size_t)max_B * T1 * cmax, BT1 * H, BT1 * H, BT1 * H,
                       BT * H, BT * H, BT * H, BT * FF, H * (H / G) * K};
   float **slots[10] = {&a->conv_a, &a->conv_b, &a->x, &a->t1, &a->t2, &a->q, &a->k, &a->v, &a->ff, &a->pos_w};
   size_t total = 0;
