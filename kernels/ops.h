@@ -147,4 +147,9 @@ void *ops_workspace(hb_ctx *ctx, size_t bytes);
 
 extern const hb_backend hb_backend_cpu;
 
+// 0 if every member of ctx->be after mask_padding (the backward ops) is set; otherwise -1 with
+// hb_fail naming the backend and the first missing member by position. ops_ctx_init() checks
+// only the memory functions and the forward ops (a forward-only backend is usable for inference).
+int ops_check_backward(const hb_ctx *ctx);
+
 #endif

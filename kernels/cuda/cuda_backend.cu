@@ -1,0 +1,190 @@
+// The CUDA backend table: context (device, stream, cuBLAS handle), device memory, and the linear
+// layer (cuBLAS sgemm). Every call is checked; failures come back as -1 with hb_fail().
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_check.h"
+
+// ---- memory ---------------------------------------------------------------------------------------
+static void *cuda_alloc(hb_ctx *ctx, size_t bytes) {
+  cuda_state *st = cuda_st(ctx);
+  void *p = NULL;
+  cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+  if (e != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free allocation error
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    hb_fail("cudaMalloc of %.1f MB failed: %s (device %d: %.1f MB free of %.1f MB)", bytes / 1e6,
+            cudaGetErrorString(e), st->device, fr / 1e6, tot / 1e6);
+    return NULL;
+  }
+  e = cudaMemsetAsync(p, 0, bytes, st->stream);
+  if (e != cudaSuccess) {
+    cuda_fail_at(e, "cudaMemsetAsync(p, 0, bytes, st->stream)", __func__, __FILE__, __LINE__);
+    cudaFree(p);
+    return NULL;
+  }
+  return p;
+}
+
+// Waits for the stream first: queued kernels may still read the buffer.
+static void cuda_free_mem(hb_ctx *ctx, void *p) {
+  if (!p) return;
+  cudaStreamSynchronize(cuda_st(ctx)->stream);
+  cudaFree(p);
+}
+
+static int cuda_upload(hb_ctx *ctx, void *dst, const void *src, size_t bytes) {
+  if (!bytes) return 0;
+  cudaStream_t s = cuda_st(ctx)->stream;
+  CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
+  CHECK_CUDA(cudaStreamSynchronize(s));
+  return 0;
+}
+
+static int cuda_download(hb_ctx *ctx, void *dst, const void *src, size_t bytes) {
+  if (!bytes) return 0;
+  cudaStream_t s = cuda_st(ctx)->stream;
+  CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s));
+  CHECK_CUDA(cudaStreamSynchronize(s));
+  return 0;
+}
+
+static int cuda_copy(hb_ctx *ctx, void *dst, const void *src, size_t bytes) {
+  if (!bytes || dst == src) return 0;
+  CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_st(ctx)->stream));
+  return 0;
+}
+
+static int cuda_zero(hb_ctx *ctx, void *p, size_t bytes) {
+  if (!bytes) return 0;
+  CHECK_CUDA(cudaMemsetAsync(p, 0, bytes, cuda_st(ctx)->stream));
+  return 0;
+}
+
+static int cuda_sync(hb_ctx *ctx) {
+  CHECK_CUDA(cudaStreamSynchronize(cuda_st(ctx)->stream));
+  CHECK_CUDA(cudaGetLastError());
+  return 0;
+}
+
+int cuda_upload_len(hb_ctx *ctx, const int *len, int n, const int **out) {
+  cuda_state *st = cuda_st(ctx);
+  if (n > st->d_len_cap) {
+    if (st->d_len) cuda_free_mem(ctx, st->d_len);
+    st->d_len = NULL;
+    st->d_len_cap = 0;
+    CHECK_CUDA(cudaMalloc((void **)&st->d_len, sizeof(int) * (size_t)n));
+    st->d_len_cap = n;
+  }
+  // Pageable source: the copy is staged before the call returns, so `len` may change afterwards;
+  // a later upload is ordered after the kernels that read this one (same stream).
+  CHECK_CUDA(cudaMemcpyAsync(st->d_len, len, sizeof(int) * (size_t)n, cudaMemcpyHostToDevice, st->stream));
+  *out = st->d_len;
+  return 0;
+}
+
+// ---- linear ---------------------------------------------------------------------------------------
+__global__ void fill_rows_kernel(float *y, const float *bias, size_t n, int C) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    y[i] = bias[i % C];
+}
+
+int cuda_fill_rows(hb_ctx *ctx, float *y, const float *bias, size_t rows, int C) {
+  const size_t n = rows * (size_t)C;
+  if (!n) return 0;
+  fill_rows_kernel<<<cuda_grid(n, 256), 256, 0, cuda_st(ctx)->stream>>>(y, bias, n, C);
+  CHECK_LAUNCH();
+  return 0;
+}
+
+// Row-major y (N, Cout) = x (N, Cin) @ w^T is, read column-major, y^T (Cout, N) = w (Cout, Cin) @
+// x^T: w's row-major storage is w^T column-major (lda Cin), hence op(A) = T; x's storage is x^T
+// column-major (ldb Cin). Bias: rows prefilled, beta = 1.
+int cuda_linear(hb_ctx *ctx, float *y, const float *x, const float *w, const float *bias, int N, int Cin, int Cout) {
+  if (N <= 0 || Cout <= 0) return 0;
+  const float alpha = 1.0f;
+  float beta = 0.0f;
+  if (bias) {
+    HB_TRY(cuda_fill_rows(ctx, y, bias, (size_t)N, Cout));
+    beta = 1.0f;
+  }
+  CHECK_CUBLAS(cublasSgemm(cuda_st(ctx)->blas, CUBLAS_OP_T, CUBLAS_OP_N, Cout, N, Cin, &alpha, w, Cin, x, Cin, &beta,
+                           y, Cout));
+  return 0;
+}
+
+// ---- the table ------------------------------------------------------------------------------------
+// Filled member by member (C++17 has no designated initialisers); members added later (backward
+// ops) stay NULL, which ops_check_backward() reports by position.
+static hb_backend cuda_make_table(void) {
+  hb_backend b;
+  memset(&b, 0, sizeof b);
+  b.name = "cuda";
+  b.alloc = cuda_alloc;
+  b.free = cuda_free_mem;
+  b.upload = cuda_upload;
+  b.download = cuda_download;
+  b.copy = cuda_copy;
+  b.zero = cuda_zero;
+  b.sync = cuda_sync;
+  b.conv1d = cuda_conv1d;
+  b.linear = cuda_linear;
+  b.layer_norm = cuda_layer_norm;
+  b.group_norm = cuda_group_norm;
+  b.gelu = cuda_gelu;
+  b.add = cuda_add;
+  b.softmax = cuda_softmax;
+  b.attention = cuda_attention;
+  b.weight_norm = cuda_weight_norm;
+  b.mask_padding = cuda_mask_padding;
+  return b;
+}
+
+extern "C" const hb_backend hb_backend_cuda = cuda_make_table();
+
+// ---- context --------------------------------------------------------------------------------------
+static int cuda_setup(cuda_state *st) {
+  CHECK_CUDA(cudaSetDevice(st->device));
+  CHECK_CUDA(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
+  CHECK_CUBLAS(cublasCreate(&st->blas));
+  CHECK_CUBLAS(cublasSetStream(st->blas, st->stream));
+  // Plain fp32 GEMMs: no TF32 (the fp32 path is checked against the CPU at 1e-5).
+  CHECK_CUBLAS(cublasSetMathMode(st->blas, CUBLAS_DEFAULT_MATH));
+  return 0;
+}
+
+extern "C" void cuda_ctx_free(hb_ctx *ctx);
+
+extern "C" int cuda_ctx_init(hb_ctx *ctx) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return hb_fail("no CUDA device: cudaGetDeviceCount: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+  }
+  if (n <= 0) return hb_fail("no CUDA device: cudaGetDeviceCount found none");
+  cuda_state *st = (cuda_state *)hb_calloc(1, sizeof *st);
+  if (!st) return -1;
+  st->device = 0;
+  ctx->backend_state = st;
+  ctx->be = &hb_backend_cuda;
+  if (cuda_setup(st)) {
+    const int dev = st->device;
+    cuda_ctx_free(ctx);  // keeps the hb_fail message: nothing in it calls hb_fail
+    ctx->be = NULL;
+    return hb_fail_prefix("CUDA backend on device %d", dev);
+  }
+  return 0;
+}
+
+extern "C" void cuda_ctx_free(hb_ctx *ctx) {
+  cuda_state *st = cuda_st(ctx);
+  if (!st) return;
+  if (st->stream) cudaStreamSynchronize(st->stream);
+  if (st->d_len) cudaFree(st->d_len);
+  if (st->blas) cublasDestroy(st->blas);
+  if (st->stream) cudaStreamDestroy(st->stream);
+  free(st);
+  ctx->backend_state = NULL;
+}
