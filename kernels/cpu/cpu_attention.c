@@ -39,13 +39,7 @@ int cpu_attention(hb_ctx *ctx, float *out, const float *q, const float *k, const
       float *r = s + (size_t)i * S;
       float mx = -INFINITY;
       for (int j = 0; j < S; j++) mx = r[j] > mx ? r[j] : mx;
-      float sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int j = 0; j < S; j++) {
-        r[j] = hb_expf(r[j] - mx);
-        sum += r[j];
-      }
-      const float inv = 1.0f / sum;
+      const float inv = 1.0f / hb_exp_shift_sum(r, (size_t)S, mx);
       for (int j = 0; j < S; j++) r[j] *= inv;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, Dh, S, 1.0f, s, S, v + base, C, 0.0f,

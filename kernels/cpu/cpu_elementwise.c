@@ -7,8 +7,13 @@
 
 int cpu_gelu(hb_ctx *ctx, float *y, const float *x, size_t n) {
   (void)ctx;
-#pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < n; i++) y[i] = hb_gelu(x[i]);
+  const size_t chunk = 4096;
+  const size_t nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+  for (size_t c = 0; c < nchunks; c++) {
+    size_t i0 = c * chunk, len = n - i0 < chunk ? n - i0 : chunk;
+    hb_gelu_n(y + i0, x + i0, len);
+  }
   return 0;
 }
 
@@ -26,12 +31,7 @@ int cpu_softmax(hb_ctx *ctx, float *x, int N, int D) {
     float *r = x + (size_t)n * D;
     float m = -INFINITY;
     for (int d = 0; d < D; d++) m = r[d] > m ? r[d] : m;
-    double s = 0;
-    for (int d = 0; d < D; d++) {
-      r[d] = hb_expf(r[d] - m);
-      s += r[d];
-    }
-    const float inv = (float)(1.0 / s);
+    const float inv = 1.0f / hb_exp_shift_sum(r, (size_t)D, m);
     for (int d = 0; d < D; d++) r[d] *= inv;
   }
   return 0;

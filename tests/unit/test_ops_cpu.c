@@ -131,6 +131,19 @@ static void test_elementwise(hb_ctx *ctx) {
   CHECK_OK(ctx->be->gelu(ctx, y, x, n));
   CHECK_REL("gelu (erf)", rel_err_f32_f64(y, ref, n), TOL_F32_OP);
   CHECK(guard_ok(y, n));
+  // Tails and special values, elementwise: |gelu - ref| <= 1e-6 (|ref| + 1e-3); NaN stays NaN.
+  {
+    float sp[19] = {-40, -30, -12, -9.5f, -5, -1, -1e-3f, -1e-8f, -0.0f, 0, 1e-8f, 1e-3f, 1, 5, 9.5f, 12, 30, 40, NAN};
+    float out[19];
+    CHECK_OK(ctx->be->gelu(ctx, out, sp, 19));
+    int ok = 1;
+    for (int i = 0; i < 18; i++) {
+      double r = 0.5 * sp[i] * (1 + erf(sp[i] / sqrt(2.0)));
+      ok &= fabs(out[i] - r) <= 1e-6 * (fabs(r) + 1e-3);
+    }
+    CHECK(ok);
+    CHECK(isnan(out[18]));
+  }
   for (size_t i = 0; i < n; i++) ref[i] = (double)x[i] + z[i];
   CHECK_OK(ctx->be->add(ctx, y, x, z, n));
   CHECK_REL("add", rel_err_f32_f64(y, ref, n), TOL_F32_OP);
