@@ -26,16 +26,16 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int bench_extract(const char *config, int B, double seconds, int repeat, int threads) {
+static int bench_extract(const char *config, int B, double seconds, int repeat, int threads, const char *device) {
   hb_config c;
   HB_TRY(model_config_from_arg(config, &c));
   hb_ctx ctx;
-  HB_TRY(ops_ctx_init(&ctx, "cpu", threads));
+  HB_TRY(ops_ctx_init(&ctx, device, threads));
   hb_model m;
   hb_fwd_arena a;
   int rc = -1, have_model = 0, have_arena = 0;
   const long L = (long)(seconds * 16000);
-  float *wave = NULL, **hidden = NULL;
+  float *wave = NULL, **hidden = NULL, *dwave = NULL;  // dwave: (B, L) backend copy of wave
   long *lens = NULL;
   int *frames = NULL;
   double *times = NULL;
@@ -54,18 +54,20 @@ static int bench_extract(const char *config, int B, double seconds, int repeat, 
   rng_init(&r, 7);
   for (size_t i = 0; i < (size_t)B * L; i++) wave[i] = (float)(0.1 * rng_normal(&r));
   for (int b = 0; b < B; b++) lens[b] = L;
+  dwave = ctx.be->alloc(&ctx, sizeof(float) * (size_t)B * L);
+  if (!dwave || ctx.be->upload(&ctx, dwave, wave, sizeof(float) * (size_t)B * L)) goto done;
   int T = 0;
-  if (model_forward(&m, &a, wave, lens, B, L, frames, &T, hidden)) goto done;  // warm-up
+  if (model_forward(&m, &a, dwave, lens, B, L, frames, &T, hidden) || ctx.be->sync(&ctx)) goto done;  // warm-up
   for (int i = 0; i < repeat; i++) {
     double t0 = now_s();
-    if (model_forward(&m, &a, wave, lens, B, L, frames, &T, hidden)) goto done;
+    if (model_forward(&m, &a, dwave, lens, B, L, frames, &T, hidden) || ctx.be->sync(&ctx)) goto done;
     times[i] = now_s() - t0;
   }
   qsort(times, (size_t)repeat, sizeof(double), cmp_double);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("bench extract: config %s, batch %d x %.1f s, %d threads, %.2fM params\n", config, B, seconds,
-         omp_get_max_threads(), model_num_params(&m) / 1e6);
+  printf("bench extract: config %s, batch %d x %.1f s, backend %s, %d threads, %.2fM params\n", config, B, seconds,
+         ctx.be->name, omp_get_max_threads(), model_num_params(&m) / 1e6);
   printf("bench extract: forward median %.3f s (min %.3f, max %.3f over %d runs), %.1fx real time, peak RSS %.0f MB\n",
          times[repeat / 2], times[0], times[repeat - 1], repeat, B * seconds / times[repeat / 2], ru.ru_maxrss / 1024.0);
   printf("RESULT hubert_forward_s=%.4f peak_rss_mb=%.0f\n", times[repeat / 2], ru.ru_maxrss / 1024.0);
@@ -76,6 +78,7 @@ done:
   free(frames);
   free(hidden);
   free(times);
+  if (dwave) ctx.be->free(&ctx, dwave);
   if (have_arena) fwd_arena_free(&a, &m);
   if (have_model) model_free(&m);
   ops_ctx_free(&ctx);
@@ -84,6 +87,7 @@ done:
 
 int cmd_bench(const hb_command *cmd, int argc, char **argv) {
   const char *config = "base";
+  const char *device = "cpu";
   int batch = 4, repeat = 3, threads = 0;
   double seconds = 10.0;
   hb_opt opts[] = {{"config", 'c', HB_OPT_STR, "NAME|FILE.json", "model preset or config.json (default base)", &config, 0},
@@ -91,6 +95,7 @@ int cmd_bench(const hb_command *cmd, int argc, char **argv) {
                    {"seconds", 's', HB_OPT_DOUBLE, "X", "seconds of audio per utterance (default 10)", &seconds, 0},
                    {"repeat", 'r', HB_OPT_INT, "N", "timed runs after one warm-up (default 3)", &repeat, 0},
                    {"threads", 't', HB_OPT_INT, "N", "CPU threads", &threads, 0},
+                   {"device", 0, HB_OPT_STR, "cpu|cuda", "backend (default cpu)", &device, 0},
                    {0}};
   int npos;
   char **pos;
@@ -101,5 +106,5 @@ int cmd_bench(const hb_command *cmd, int argc, char **argv) {
   if (!what || strcmp(what, "extract")) return hb_fail("hubert bench: expected 'extract' (got '%s')", what ? what : "");
   if (batch < 1 || repeat < 1 || seconds < 0.03) return hb_fail("hubert bench: --batch-size, --repeat must be >= 1, --seconds >= 0.03");
   if (threads > 0) omp_set_num_threads(threads);
-  return bench_extract(config, batch, seconds, repeat, threads);
+  return bench_extract(config, batch, seconds, repeat, threads, device);
 }

@@ -162,6 +162,8 @@ int cmd_extract(const hb_command *cmd, int argc, char **argv) {
   double t_model = 0, audio_s = 0, t0 = now_s();
   long total_frames = 0;
   const int tty = isatty(fileno(stderr));
+  float *stage = NULL;  // host copies of the hidden states when the backend is not the CPU
+  size_t stage_cap = 0;
   const float **data = (const float **)hb_calloc((size_t)nd + 1, sizeof(float *));
   if (!data) goto done;
   for (int start = 0; start < inputs.n; start += batch) {
@@ -188,10 +190,26 @@ int cmd_extract(const hb_command *cmd, int argc, char **argv) {
     if (model_forward(&s.model, &s.arena, s.wave, lens, B, L, frames, &T, s.hidden)) goto batch_fail;
     if (ctx.be->sync(&ctx)) goto batch_fail;
     t_model += now_s() - tm;
+    // Device backends: download the wanted hidden states (B, T, H) into a host staging buffer.
+    const int on_host = ctx.be == &hb_backend_cpu;
+    const size_t per = (size_t)B * T * H;
+    if (!on_host) {
+      if ((size_t)nd * per > stage_cap) {
+        free(stage);
+        stage_cap = (size_t)nd * per;
+        stage = hb_malloc(sizeof(float) * stage_cap);
+        if (!stage) goto batch_fail;
+      }
+      for (int i = 0, k = 0; i <= NL; i++)
+        if (want[i] && ctx.be->download(&ctx, stage + (size_t)k++ * per, s.hidden[i], sizeof(float) * per)) goto batch_fail;
+    }
     for (int b = 0; b < B; b++) {
       int k = 0;
       for (int i = 0; i <= NL; i++)
-        if (want[i]) data[k++] = s.hidden[i] + (size_t)b * T * H;  // CPU backend: host memory
+        if (want[i]) {
+          data[k] = (on_host ? s.hidden[i] : stage + (size_t)k * per) + (size_t)b * T * H;
+          k++;
+        }
       if (featfile_append(w, inputs.utt_id[start + b], frames[b], data)) goto batch_fail;
       total_frames += frames[b];
       audio_free(&aud[b]);
@@ -201,10 +219,12 @@ int cmd_extract(const hb_command *cmd, int argc, char **argv) {
   batch_fail:
     for (int b = 0; b < B; b++) audio_free(&aud[b]);
     free(data);
+    free(stage);
     if (tty) fprintf(stderr, "\n");
     goto done;
   }
   free(data);
+  free(stage);
   if (tty) fprintf(stderr, "\n");
   {
     hb_featfile_writer *tmp = w;

@@ -3,7 +3,7 @@
 // guard floats after every CUDA output (an out-of-bounds write fails), in-place variants where
 // ops.h allows aliasing, and whole HuBERT forwards (tiny, tiny pre-LN with layer-norm extractor,
 // Base on 2 s) layer by layer. Skips (77) when the CUDA backend is not built or no GPU exists.
-// Seed: fresh each run, HUBERT_TEST_SEED fixes it.
+// Seed: fresh each run, HUBERT_TEST_SEED fixes it. HUBERT_CUDA_TEST_QUICK=1 skips the Base model.
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -325,8 +325,12 @@ int main(void) {
   c.feat_extract_norm_layer = 1;
   c.do_stable_layer_norm = 1;
   test_model("tiny pre-LN, layer-norm extractor", &c, 0.5, seed + 1);
-  config_preset(&c, HB_PRESET_BASE);
-  test_model("base", &c, 2.0, seed + 2);
+  if (getenv("HUBERT_CUDA_TEST_QUICK")) {  // e.g. under compute-sanitizer, ~100x slower
+    printf("  HUBERT_CUDA_TEST_QUICK set: Base model comparison skipped\n");
+  } else {
+    config_preset(&c, HB_PRESET_BASE);
+    test_model("base", &c, 2.0, seed + 2);
+  }
 
   ops_ctx_free(&g_gpu);
   ops_ctx_free(&g_cpu);
