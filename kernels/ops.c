@@ -44,8 +44,8 @@ int ops_check_backward(const hb_ctx *ctx) {
   const size_t from = offsetof(hb_backend, mask_padding) + sizeof(hb_any_fn);
   int i = first_null_member(ctx->be, from, sizeof(hb_backend));
   if (i < 0) return 0;
-  return hb_fail("backend '%s' has no backward op #%d (member %d after mask_padding in kernels/ops.h is NULL)",
-                 ctx->be->name, i + 1, i + 1);
+  return hb_fail("backend '%s' has no backward ops: member #%d after mask_padding in hb_backend (kernels/ops.h) is NULL",
+                 ctx->be->name, i + 1);
 }
 
 int ops_ctx_init(hb_ctx *ctx, const char *backend, int num_threads) {

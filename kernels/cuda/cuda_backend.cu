@@ -11,7 +11,7 @@ static void *cuda_alloc(hb_ctx *ctx, size_t bytes) {
   void *p = NULL;
   cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
   if (e != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky-free allocation error
+    cudaGetLastError();  // an allocation error is not sticky: clear it
     size_t fr = 0, tot = 0;
     cudaMemGetInfo(&fr, &tot);
     hb_fail("cudaMalloc of %.1f MB failed: %s (device %d: %.1f MB free of %.1f MB)", bytes / 1e6,
