@@ -1,4 +1,4 @@
-// CUDA ops: conv1d (im2col + strided-batched sgemm over groups), layer/group norm, GELU, add,
+// CUDA ops: conv1d (tap GEMMs, or im2col + strided-batched sgemm over groups), layer/group norm, GELU, add,
 // row softmax, weight norm, padding mask. fp32 storage; reductions accumulate in double like the
 // CPU reference, so both agree to ~1e-7.
 #include <math.h>
@@ -69,6 +69,44 @@ __global__ void conv_im2col_kernel(float *col, const float *x, size_t r0, size_t
 
 #define CONV_COL_CAP ((size_t)32 << 20)  // floats of im2col scratch per chunk (128 MB)
 
+// wt (J, Cout, s*Cin): wt[j][o][u*Cin + c] = w[o][c][j*s + u], zero for taps j*s + u >= K.
+__global__ void conv_taps_kernel(float *wt, const float *w, int Cout, int Cin, int K, int stride, int J) {
+  const size_t cols = (size_t)stride * Cin;
+  GRID_LOOP(i, (size_t)J * Cout * cols) {
+    const size_t j = i / (Cout * cols), o = (i / cols) % Cout, r = i % cols;
+    const int u = (int)(r / Cin), c = (int)(r % Cin), k = (int)j * stride + u;
+    wt[i] = k < K ? w[(o * Cin + c) * K + k] : 0.0f;
+  }
+}
+
+// groups == 1, no padding (the extractor's layers): output frame t reads input frames
+// t*s .. t*s+K-1, so taps j*s .. j*s+s-1 of every output frame are one contiguous run of s*Cin
+// floats at (t + j)*s*Cin: a (Tout, s*Cin) matrix with row stride s*Cin, no copy needed. Hence
+//   y_b = sum_{j < ceil(K/s)} X_bj (Tout, taps_j*Cin) @ W_j^T,
+// one strided-batched GEMM over the utterances per j (taps_j = min(s, K - j*s): reading past
+// tap K-1 could run off the end of x).
+static int conv_taps(hb_ctx *ctx, float *y, const float *x, const float *w, const float *bias, int B, int Tin, int Cin,
+                     int Cout, int K, int stride, int Tout) {
+  const int J = (K + stride - 1) / stride;
+  const size_t cols = (size_t)stride * Cin;
+  float *wt = (float *)ops_workspace(ctx, sizeof(float) * (size_t)J * Cout * cols);
+  if (!wt) return hb_fail_prefix("conv1d workspace");
+  cudaStream_t s = cuda_st(ctx)->stream;
+  conv_taps_kernel<<<cuda_grid((size_t)J * Cout * cols, NT), NT, 0, s>>>(wt, w, Cout, Cin, K, stride, J);
+  CHECK_LAUNCH();
+  if (bias) HB_TRY(cuda_fill_rows(ctx, y, bias, (size_t)B * Tout, Cout));
+  const float alpha = 1.0f;
+  for (int j = 0; j < J; j++) {
+    const int taps = K - j * stride < stride ? K - j * stride : stride;
+    const float beta = (j == 0 && !bias) ? 0.0f : 1.0f;
+    CHECK_CUBLAS(cublasSgemmStridedBatched(cuda_st(ctx)->blas, CUBLAS_OP_T, CUBLAS_OP_N, Cout, Tout, taps * Cin, &alpha,
+                                           wt + (size_t)j * Cout * cols, (int)cols, 0, x + (size_t)j * cols, (int)cols,
+                                           (long long)Tin * Cin, &beta, y, Cout, (long long)Tout * Cout, B));
+  }
+  return 0;
+}
+
+// General path (groups, padding, Cin == 1):
 // y rows are (b, t) pairs; per chunk of rows: im2col, then for each group g
 //   y[rows, g*Cgo : (g+1)*Cgo] (+)= col[rows, g*K*Cg : (g+1)*K*Cg] @ wp_g^T
 // as one strided-batched GEMM over the groups (column-major view as in cuda_linear).
@@ -79,6 +117,9 @@ int cuda_conv1d(hb_ctx *ctx, float *y, const float *x, const float *w, const flo
   if (K < 1 || stride < 1 || pad < 0) return hb_fail("conv1d: bad kernel %d / stride %d / padding %d", K, stride, pad);
   if (Tin + 2 * pad < K) return hb_fail("conv1d: input of %d frames is shorter than the kernel (%d)", Tin, K);
   const int Tout = (Tin + 2 * pad - K) / stride + 1;
+  if (B <= 0) return 0;
+  if (groups == 1 && pad == 0 && Cin > 1 && (size_t)stride * Cin <= INT32_MAX)
+    return conv_taps(ctx, y, x, w, bias, B, Tin, Cin, Cout, K, stride, Tout);
   const int Cg = Cin / groups, Cgo = Cout / groups;
   const size_t KC = (size_t)K * Cin, KCg = (size_t)K * Cg, rows = (size_t)B * Tout;
   if (!rows) return 0;
@@ -158,6 +199,43 @@ __global__ void group_stats_kernel(float *mean_out, float *rstd_out, const float
   }
 }
 
+// G == C (one channel per group: HuBERT's first conv). Block (32, 8) owns 32 consecutive channels
+// of utterance blockIdx.y; its rows walk the frames with stride 8, so each warp reads 32
+// consecutive floats (coalesced) instead of one strided column per block.
+__global__ void channel_stats_kernel(float *mean_out, float *rstd_out, const float *x, int T, int C, float eps) {
+  __shared__ double part[8][33];
+  __shared__ double mean_s[32];
+  const int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx, b = blockIdx.y;
+  const bool ok = c < C;
+  const float *xb = x + (size_t)b * T * C;
+  double s = 0;
+  if (ok)
+    for (int t = ty; t < T; t += 8) s += xb[(size_t)t * C + c];
+  part[ty][tx] = s;
+  __syncthreads();
+  if (ty == 0) {
+    double tot = 0;
+    for (int i = 0; i < 8; i++) tot += part[i][tx];
+    mean_s[tx] = tot / T;
+  }
+  __syncthreads();
+  const double m = mean_s[tx];
+  double v = 0;
+  if (ok)
+    for (int t = ty; t < T; t += 8) {
+      const double d = xb[(size_t)t * C + c] - m;
+      v += d * d;
+    }
+  part[ty][tx] = v;  // safe: every read of part above happened before the last barrier
+  __syncthreads();
+  if (ty == 0 && ok) {
+    double tot = 0;
+    for (int i = 0; i < 8; i++) tot += part[i][tx];
+    mean_out[(size_t)b * C + c] = (float)m;
+    rstd_out[(size_t)b * C + c] = (float)(1.0 / sqrt(tot / T + eps));
+  }
+}
+
 __global__ void group_apply_kernel(float *y, const float *x, const float *mean, const float *rstd, const float *gamma,
                                    const float *beta, size_t n, int T, int C, int G) {
   const int Cg = C / G;
@@ -176,7 +254,12 @@ int cuda_group_norm(hb_ctx *ctx, float *y, const float *x, const float *gamma, c
   float *st = (float *)ops_workspace(ctx, sizeof(float) * 2 * (size_t)B * G);
   if (!st) return hb_fail_prefix("group_norm workspace");
   cudaStream_t s = cuda_st(ctx)->stream;
-  group_stats_kernel<<<B * G, NT, 0, s>>>(st, st + (size_t)B * G, x, T, C, G, eps);
+  if (G == C) {
+    channel_stats_kernel<<<dim3((unsigned)((C + 31) / 32), (unsigned)B), dim3(32, 8), 0, s>>>(st, st + (size_t)B * G, x, T,
+                                                                                            C, eps);
+  } else {
+    group_stats_kernel<<<B * G, NT, 0, s>>>(st, st + (size_t)B * G, x, T, C, G, eps);
+  }
   CHECK_LAUNCH();
   const size_t n = (size_t)B * T * C;
   group_apply_kernel<<<cuda_grid(n, NT), NT, 0, s>>>(y, x, st, st + (size_t)B * G, gamma, beta, n, T, C, G);

@@ -303,11 +303,14 @@ int main(void) {
   test_conv1d(2, 37, 48, 48, 16, 1, 8, 4, 1);
   test_conv1d(1, 20, 6, 9, 5, 1, 2, 3, 1);
   test_conv1d(2, 9, 8, 8, 7, 3, 3, 2, 0);
+  test_conv1d(2, 9, 8, 8, 7, 3, 0, 1, 1);    // tap GEMMs, K not a multiple of the stride
+  test_conv1d(2, 64, 4, 6, 10, 5, 0, 1, 0);
   test_linear(77, 96, 65, 1);
   test_linear(130, 768, 768, 1);
   test_linear(5, 33, 17, 0);
   test_norms(2, 37, 12);
   test_norms(2, 300, 512);
+  test_norms(3, 41, 45);  // G == C with a partial 32-channel tile
   test_norms(1, 5, 1024);
   test_elementwise(10007, 33, 1000);
   test_elementwise(64, 4, 3);
