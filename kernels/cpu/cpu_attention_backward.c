@@ -48,12 +48,7 @@ int cpu_attention_train(hb_ctx *ctx, float *out, float *lse, const float *q, con
       float *r = s + (size_t)i * S;
       float mx = -INFINITY;
       for (int j = 0; j < S; j++) mx = r[j] > mx ? r[j] : mx;
-      float sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int j = 0; j < S; j++) {
-        r[j] = hb_expf(r[j] - mx);
-        sum += r[j];
-      }
+      const float sum = hb_exp_shift_sum(r, (size_t)S, mx);
       const float inv = 1.0f / sum;
       for (int j = 0; j < S; j++) r[j] *= inv;
       if (lse) lse[((size_t)b * H + h) * T + t0 + i] = mx + logf(sum);
@@ -91,10 +86,7 @@ int cpu_attention_backward(hb_ctx *ctx, float *dq, float *dk, float *dv, const f
       const float *lb = lse + ((size_t)b * H + h) * T + t0;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, S, Dh, scale, qb, C, k + base, C, 0.0f, p, S);
       for (int i = 0; i < m; i++) {
-        float *r = p + (size_t)i * S;
-        const float l = lb[i];
-#pragma omp simd
-        for (int j = 0; j < S; j++) r[j] = hb_expf(r[j] - l);
+        (void)hb_exp_shift_sum(p + (size_t)i * S, (size_t)S, lb[i]);  // P = exp(s - lse)
       }
       if (dv)  // dV (S, Dh) += P^T (S, m) @ dO_blk (m, Dh)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, Dh, m, 1.0f, p, S, dob, C, 1.0f, dv + base, C);
