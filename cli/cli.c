@@ -81,13 +81,14 @@ static int edit_distance(const char *a, const char *b) {
 }
 
 int cli_parse(const hb_command *cmd, const hb_opt *opts, int argc, char **argv, int *npos, char ***pos) {
-  char **positional = hb_calloc((size_t)argc + 1, sizeof(char *));
-  if (!positional) return -1;
+  // Positional arguments are compacted in place into argv[1..np]: slot 1 + np is never ahead of
+  // the argument being read, so nothing unread is overwritten and nothing is allocated.
+  char **positional = argv + 1;
   int np = 0;
   int seen[128] = {0};
   int nopts = 0;
   while (opts && opts[nopts].name) nopts++;
-  if (nopts > 128) { free(positional); return hb_fail("internal: too many options"); }
+  if (nopts > 128) return hb_fail("internal: too many options");
 
   int only_positional = 0;
   for (int i = 1; i < argc; i++) {
@@ -96,7 +97,6 @@ int cli_parse(const hb_command *cmd, const hb_opt *opts, int argc, char **argv, 
     if (!strcmp(a, "--")) { only_positional = 1; continue; }
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       cli_print_usage(cmd, opts, stdout);
-      free(positional);
       return 1;
     }
     const hb_opt *o = NULL;
@@ -118,37 +118,31 @@ int cli_parse(const hb_command *cmd, const hb_opt *opts, int argc, char **argv, 
           int d = edit_distance(given, opts[k].name);
           if (d < bd) { bd = d; best = opts[k].name; }
         }
-        free(positional);
         if (best && bd <= 3) return hb_fail("hubert %s: unknown option '--%s' (did you mean '--%s'?)", cmd->name, given, best);
         return hb_fail("hubert %s: unknown option '--%s' (see hubert %s --help)", cmd->name, given, cmd->name);
       }
     } else {
       for (int k = 0; k < nopts; k++)
         if (opts[k].short_name == a[1]) { o = &opts[k]; idx = k; break; }
-      if (!o || a[2]) {
-        free(positional);
-        return hb_fail("hubert %s: unknown option '%s' (see hubert %s --help)", cmd->name, a, cmd->name);
-      }
+      if (!o || a[2]) return hb_fail("hubert %s: unknown option '%s' (see hubert %s --help)", cmd->name, a, cmd->name);
     }
     if (o->type == HB_OPT_FLAG) {
-      if (inline_val) { free(positional); return hb_fail("hubert %s: --%s takes no value", cmd->name, o->name); }
+      if (inline_val) return hb_fail("hubert %s: --%s takes no value", cmd->name, o->name);
       *(int *)o->dest = 1;
     } else {
       const char *val = inline_val;
       if (!val) {
-        if (i + 1 >= argc) { free(positional); return hb_fail("hubert %s: --%s needs a value (%s)", cmd->name, o->name, type_meta(o)); }
+        if (i + 1 >= argc) return hb_fail("hubert %s: --%s needs a value (%s)", cmd->name, o->name, type_meta(o));
         val = argv[++i];
       }
-      if (set_value(o, val) != 0) { free(positional); return hb_fail_prefix("hubert %s", cmd->name); }
+      if (set_value(o, val) != 0) return hb_fail_prefix("hubert %s", cmd->name);
     }
     seen[idx] = 1;
   }
   for (int k = 0; k < nopts; k++)
-    if (opts[k].required && !seen[k]) {
-      free(positional);
+    if (opts[k].required && !seen[k])
       return hb_fail("hubert %s: --%s is required (see hubert %s --help)", cmd->name, opts[k].name, cmd->name);
-    }
   *npos = np;
-  *pos = positional;  // caller frees (the strings belong to argv)
+  *pos = positional;  // points into argv: nothing to free
   return 0;
 }

@@ -32,7 +32,7 @@ typedef struct hb_command {
 } hb_command;
 
 // Parses argv[1..] (argv[0] is the subcommand name). Positional arguments are returned in
-// order through *npos/*pos (pointers into argv). Returns 0 on success, 1 if --help was given
+// order through *npos/*pos: *pos points into argv (compacted in place), nothing to free. Returns 0 on success, 1 if --help was given
 // (usage already printed to stdout), -1 on a usage error (message in hb_errmsg()).
 int cli_parse(const hb_command *cmd, const hb_opt *opts, int argc, char **argv, int *npos, char ***pos);
 void cli_print_usage(const hb_command *cmd, const hb_opt *opts, void *stream);

@@ -83,7 +83,6 @@ static int run_features(const hb_command *cmd, int argc, char **argv, hb_kaldi_k
   int rc = cli_parse(cmd, kind == KALDI_MFCC ? mfcc_opts : fbank_opts, argc, argv, &npos, &pos);
   if (rc) return rc > 0 ? 0 : -1;
   rc = write_features(kind, out, resample, channel, skip_bad, mel_bins, !no_deltas, quiet, npos, pos);
-  free(pos);
   return rc;
 }
 

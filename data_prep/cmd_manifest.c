@@ -136,7 +136,6 @@ int cmd_manifest(const hb_command *cmd, int argc, char **argv) {
   if (rc) return rc > 0 ? 0 : -1;
   rc = npos == 1 ? write_manifests(pos[0], out, valid_out, ext, valid_percent, seed, skip_bad, quiet)
                  : hb_fail("manifest: give exactly one DIR (got %d arguments)", npos);
-  free(pos);
   return rc;
 }
 

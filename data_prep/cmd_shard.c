@@ -45,14 +45,12 @@ static int shard_check(int argc, char **argv) {
   int rc = cli_parse(&sub, opts, argc, argv, &npos, &pos);
   if (rc) return rc > 0 ? 0 : -1;
   if (npos == 0) {
-    free(pos);
     return hb_fail("hubert shard check: give one or more shard files");
   }
   int64_t utts = 0, samples = 0;
   for (int f = 0; f < npos; f++) {
     hb_shard *s;
     if (shard_open(pos[f], &s)) {
-      free(pos);
       return -1;
     }
     int64_t U = shard_num_utts(s), n = shard_audio_offsets(s)[U];
@@ -72,7 +70,6 @@ static int shard_check(int argc, char **argv) {
     shard_close(s);
   }
   if (npos > 1) printf("total: %d shards, %lld utterances, %.3f hours\n", npos, (long long)utts, samples / 16000.0 / 3600.0);
-  free(pos);
   return 0;
 }
 
@@ -96,7 +93,6 @@ int cmd_shard(const hb_command *cmd, int argc, char **argv) {
   if (rc) return rc > 0 ? 0 : -1;
   int extra = npos;
   if (extra) hb_fail("hubert shard: unexpected argument '%s' (see hubert shard --help)", pos[0]);
-  free(pos);
   if (extra) return -1;
   hb_named_path labels[MAX_SETS], topics[MAX_SETS];
   int nl = 0, nt = 0;
@@ -145,7 +141,6 @@ static int labels_import(int argc, char **argv) {
   if (rc) return rc > 0 ? 0 : -1;
   int extra = npos;
   if (extra) hb_fail("hubert labels import: unexpected argument '%s'", pos[0]);
-  free(pos);
   if (extra) return -1;
   HB_TRY(km_import(manifest, km, dict, rate, k, out));
   printf("wrote %s\n", out);
@@ -166,7 +161,6 @@ static int labels_export(int argc, char **argv) {
   if (rc) return rc > 0 ? 0 : -1;
   rc = npos != 1 ? hb_fail("hubert labels export: give exactly one label file or shard (got %d)", npos)
                  : km_export(pos[0], name, km, dict);
-  free(pos);
   if (rc) return -1;
   printf("wrote %s%s%s\n", km, dict ? " and " : "", dict ? dict : "");
   return 0;

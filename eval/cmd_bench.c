@@ -102,7 +102,6 @@ int cmd_bench(const hb_command *cmd, int argc, char **argv) {
   int rc = cli_parse(cmd, opts, argc, argv, &npos, &pos);
   if (rc) return rc > 0 ? 0 : -1;
   const char *what = npos ? pos[0] : NULL;
-  free(pos);
   if (!what || strcmp(what, "extract")) return hb_fail("hubert bench: expected 'extract' (got '%s')", what ? what : "");
   if (batch < 1 || repeat < 1 || seconds < 0.03) return hb_fail("hubert bench: --batch-size, --repeat must be >= 1, --seconds >= 0.03");
   if (threads > 0) omp_set_num_threads(threads);

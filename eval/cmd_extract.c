@@ -103,11 +103,9 @@ int cmd_extract(const hb_command *cmd, int argc, char **argv) {
   int rc = cli_parse(cmd, opts, argc, argv, &npos, &pos);
   if (rc) return rc > 0 ? 0 : -1;
   if (npos == 0) {
-    free(pos);
     return hb_fail("hubert extract: no INPUT given (audio files or .tsv manifests)");
   }
   if (batch < 1 || batch > 4096) {
-    free(pos);
     return hb_fail("--batch-size must be in 1..4096 (got %d)", batch);
   }
   if (threads > 0) omp_set_num_threads(threads);
@@ -257,6 +255,5 @@ done:
   free(lens);
   free(aud);
   inputs_free(&inputs);
-  free(pos);
   return rc;
 }

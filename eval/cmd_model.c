@@ -39,7 +39,6 @@ int cmd_info(const hb_command *cmd, int argc, char **argv) {
   char **pos;
   int rc = cli_parse(cmd, opts, argc, argv, &npos, &pos);
   if (rc) return rc > 0 ? 0 : -1;
-  free(pos);
   if (npos) return hb_fail("hubert info: unexpected argument (use --model DIR)");
   hb_ctx ctx;
   HB_TRY(ops_ctx_init(&ctx, "cpu", 0));
@@ -110,7 +109,6 @@ int cmd_init(const hb_command *cmd, int argc, char **argv) {
   char **pos;
   int rc = cli_parse(cmd, opts, argc, argv, &npos, &pos);
   if (rc) return rc > 0 ? 0 : -1;
-  free(pos);
   if (npos) return hb_fail("hubert init: unexpected argument");
   hb_config c;
   HB_TRY(model_config_from_arg(config, &c));

@@ -16,6 +16,7 @@
 
 typedef float hb_v8f __attribute__((vector_size(32)));
 typedef int32_t hb_v8i __attribute__((vector_size(32)));
+typedef uint32_t hb_v8u __attribute__((vector_size(32)));
 
 #define HB_EXP_POLY(p, r)          \
   p = p * r + 1.3981999507e-3f;    \
@@ -35,13 +36,14 @@ typedef int32_t hb_v8i __attribute__((vector_size(32)));
                        t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f)))))))))
 
 static inline float hb_expf(float x) {
+  if (x != x) return x;  // NaN: the int conversion below would be undefined
   if (x < -87.0f) x = -87.0f;
   if (x > 88.0f) x = 88.0f;
   const float n = nearbyintf(x * 1.44269504088896341f);
   const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
   HB_EXP_POLY(p, r);
-  const int32_t bits = ((int32_t)n + 127) << 23;
+  const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
   return p * scale;
@@ -62,7 +64,7 @@ static inline hb_v8f hb_exp8(hb_v8f x) {
   const hb_v8f r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
   hb_v8f p = r - r + 1.9875691500e-4f;
   HB_EXP_POLY(p, r);
-  const hb_v8i bits = (ni + 127) << 23;
+  const hb_v8u bits = (hb_v8u)(ni + 127) << 23;  // NaN lanes: garbage scale, but p is NaN
   return p * (hb_v8f)bits;
 }
 
