@@ -167,7 +167,9 @@ int model_load(hb_model *m, const char *dir, hb_ctx *ctx) {
     model_free(m);
     return -1;
   }
-  float *host = hb_calloc(m->layout.total, sizeof(float));
+  // Host-memory backends are filled in place; others stage through a host copy.
+  const int in_place = ctx->be == &hb_backend_cpu;
+  float *host = in_place ? m->params : hb_calloc(m->layout.total, sizeof(float));
   char *used = hb_calloc((size_t)st.n + 1, 1);
   int rc = -1;
   if (!host || !used) goto done;
@@ -210,9 +212,9 @@ int model_load(hb_model *m, const char *dir, hb_ctx *ctx) {
       goto done;
     }
   }
-  rc = ctx->be->upload(ctx, m->params, host, sizeof(float) * m->layout.total);
+  rc = in_place ? 0 : ctx->be->upload(ctx, m->params, host, sizeof(float) * m->layout.total);
 done:
-  free(host);
+  if (!in_place) free(host);
   free(used);
   st_close(&st);
   if (rc) model_free(m);
