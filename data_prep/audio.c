@@ -31,43 +31,53 @@ void audio_free(hb_audio *a) {
   a->n = 0;
 }
 
-// Reads every frame of channel `ch` from an open file in blocks. libsndfile's frame count is a
-// header claim (wrong for truncated files), so the samples actually read decide the length.
+// Reads every frame of channel `ch` from an open file into *xp (capacity *capp floats, grown
+// with realloc; kept on error for the caller to free). libsndfile's frame count is a header
+// claim (wrong for truncated files), so the samples actually read decide the length. Mono files
+// are read straight into the buffer; others through a de-interleaving block.
 static int read_channel(SNDFILE *sf, const char *path, int channels, int ch, sf_count_t hint,
-                        float **out, size_t *n_out) {
-  size_t cap = hint > 0 && (uint64_t)hint < (uint64_t)SIZE_MAX / sizeof(float) ? (size_t)hint : AUDIO_BLOCK_FRAMES;
-  if (cap > ((size_t)1 << 24)) cap = (size_t)1 << 24;   // don't trust a huge header claim up front
-  size_t block_len;
-  if (hb_mul_size(AUDIO_BLOCK_FRAMES, (size_t)channels, &block_len)) return hb_fail_prefix("%s", path);
-  float *block = hb_malloc(block_len * sizeof(float));
-  float *x = block ? hb_malloc(cap * sizeof(float)) : NULL;
-  if (!block || !x) {
-    free(block);
-    return hb_fail_prefix("%s", path);
+                        float **xp, size_t *capp, size_t *n_out) {
+  size_t want = hint > 0 && (uint64_t)hint < (uint64_t)SIZE_MAX / sizeof(float) - 1 ? (size_t)hint + 1 : AUDIO_BLOCK_FRAMES;
+  if (want > ((size_t)1 << 24)) want = (size_t)1 << 24;   // don't trust a huge header claim up front
+  float *block = NULL;
+  if (channels > 1) {
+    size_t block_len;
+    if (hb_mul_size(AUDIO_BLOCK_FRAMES, (size_t)channels, &block_len)) return hb_fail_prefix("%s", path);
+    if (!(block = hb_malloc(block_len * sizeof(float)))) return hb_fail_prefix("%s", path);
   }
   size_t n = 0;
   for (;;) {
-    sf_count_t got = sf_readf_float(sf, block, AUDIO_BLOCK_FRAMES);
+    // room for the next read: the header's length + 1 first (so a correct header needs one
+    // buffer and the final read returns 0), then doubling
+    size_t need = n + (channels > 1 ? AUDIO_BLOCK_FRAMES : 1);
+    if (need < want) need = want;
+    if (*capp < need) {
+      size_t ncap = *capp * 2 > need ? *capp * 2 : need;
+      size_t bytes;
+      float *nx = NULL;
+      if (hb_mul_size(ncap, sizeof(float), &bytes) || !(nx = hb_realloc(*xp, bytes))) {
+        free(block);
+        return hb_fail_prefix("%s", path);
+      }
+      *xp = nx;
+      *capp = ncap;
+    }
+    float *x = *xp;
+    sf_count_t got;
+    if (channels == 1) {
+      got = sf_readf_float(sf, x + n, (sf_count_t)(*capp - n));
+    } else {
+      got = sf_readf_float(sf, block, AUDIO_BLOCK_FRAMES);
+      for (sf_count_t i = 0; i < got; i++) x[n + (size_t)i] = block[(size_t)i * (size_t)channels + (size_t)ch];
+    }
     if (got < 0) {
       free(block);
-      free(x);
       return hb_fail("%s: read error: %s", path, sf_strerror(sf));
     }
     if (got == 0) break;
-    if (n + (size_t)got > cap) {
-      size_t ncap = cap * 2 > n + (size_t)got ? cap * 2 : n + (size_t)got;
-      size_t bytes;
-      if (hb_mul_size(ncap, sizeof(float), &bytes)) { free(block); free(x); return hb_fail_prefix("%s", path); }
-      float *nx = hb_realloc(x, bytes);
-      if (!nx) { free(block); free(x); return hb_fail_prefix("%s", path); }
-      x = nx;
-      cap = ncap;
-    }
-    for (sf_count_t i = 0; i < got; i++) x[n + (size_t)i] = block[(size_t)i * (size_t)channels + (size_t)ch];
     n += (size_t)got;
   }
   free(block);
-  *out = x;
   *n_out = n;
   return 0;
 }
@@ -113,12 +123,39 @@ static int resample(const char *path, const float *x, size_t n, int from, int to
 }
 
 int audio_read(const char *path, const hb_audio_opts *opts, hb_audio *out) {
+  size_t cap = 0;
+  out->samples = NULL;
+  if (audio_read_into(path, opts, out, &cap) == 0) return 0;
+  audio_free(out);
+  return -1;
+}
+
+// The first non-finite sample of x (n,), or n. The sum x * 0 is NaN iff some sample is NaN or
+// inf; it vectorises, the index search runs only on failure.
+static size_t first_nonfinite(const float *x, size_t n) {
+  float z0 = 0.0f, z1 = 0.0f, z2 = 0.0f, z3 = 0.0f;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    z0 += x[i] * 0.0f;
+    z1 += x[i + 1] * 0.0f;
+    z2 += x[i + 2] * 0.0f;
+    z3 += x[i + 3] * 0.0f;
+  }
+  for (; i < n; i++) z0 += x[i] * 0.0f;
+  if (z0 + z1 + z2 + z3 == 0.0f) return n;
+  for (i = 0; i < n && isfinite(x[i]); i++) {}
+  return i;
+}
+
+int audio_read_into(const char *path, const hb_audio_opts *opts, hb_audio *out, size_t *cap) {
   hb_audio_opts def;
   if (!opts) {
     audio_default_opts(&def);
     opts = &def;
   }
-  memset(out, 0, sizeof *out);
+  out->n = 0;
+  out->sample_rate = 0;
+  if (!out->samples) *cap = 0;
   int want_rate = opts->sample_rate > 0 ? opts->sample_rate : HB_SAMPLE_RATE;
   struct stat st;
   if (stat(path, &st) != 0) return hb_fail("%s: cannot open: %s", path, strerror(errno));
@@ -149,52 +186,39 @@ int audio_read(const char *path, const hb_audio_opts *opts, hb_audio *out) {
   }
   // int16 PCM -> sample / 32768 (libsndfile's normalisation for integer formats)
   sf_command(sf, SFC_SET_NORM_FLOAT, NULL, SF_TRUE);
-  float *x = NULL;
   size_t n = 0;
-  int rc = read_channel(sf, path, info.channels, ch, info.frames, &x, &n);
+  int rc = read_channel(sf, path, info.channels, ch, info.frames, &out->samples, cap, &n);
+  float *x = out->samples;
   long long claimed = 0, present = 0;
   int wav_cut = (info.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_WAV && wav_truncated(sf, &claimed, &present);
   sf_close(sf);
   if (rc) return -1;
   if (wav_cut || (info.frames > 0 && (uint64_t)info.frames > (uint64_t)n)) {
-    free(x);
     if (wav_cut)
       return hb_fail("%s: truncated: the data chunk claims %lld bytes but the file holds %lld", path, claimed, present);
     return hb_fail("%s: truncated or corrupt: the header says %lld samples, only %zu could be read", path,
                    (long long)info.frames, n);
   }
-  if (n == 0) {
-    free(x);
-    return hb_fail("%s: empty (0 samples)", path);
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (!isfinite(x[i])) {
-      free(x);
-      return hb_fail("%s: non-finite sample (NaN or inf) at index %zu", path, i);
-    }
-  }
+  if (n == 0) return hb_fail("%s: empty (0 samples)", path);
+  size_t bad = first_nonfinite(x, n);
+  if (bad < n) return hb_fail("%s: non-finite sample (NaN or inf) at index %zu", path, bad);
   int rate = info.samplerate;
   if (rate != want_rate) {
     fprintf(stderr, "note: %s: resampling %d Hz -> %d Hz (libsamplerate, best sinc)\n", path, rate, want_rate);
     float *y = NULL;
     size_t m = 0;
     rc = resample(path, x, n, rate, want_rate, &y, &m);
-    free(x);
     if (rc) return -1;
-    x = y;
+    free(x);  // the caller's buffer becomes the resampled one (m <= its allocated length)
+    out->samples = x = y;
+    *cap = m;
     n = m;
     rate = want_rate;
-    if (n == 0) {
-      free(x);
-      return hb_fail("%s: empty after resampling", path);
-    }
+    if (n == 0) return hb_fail("%s: empty after resampling", path);
   }
-  if (opts->min_samples > 0 && n < opts->min_samples) {
-    free(x);
+  if (opts->min_samples > 0 && n < opts->min_samples)
     return hb_fail("%s: too short: %zu samples, need at least %zu (%.1f ms at %d Hz)", path, n,
                    opts->min_samples, 1000.0 * (double)opts->min_samples / rate, rate);
-  }
-  out->samples = x;
   out->n = n;
   out->sample_rate = rate;
   return 0;

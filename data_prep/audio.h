@@ -26,6 +26,10 @@ void audio_default_opts(hb_audio_opts *o);   // 16 kHz, no resampling, mono requ
 // Errors name the file and the problem: unreadable/not audio, empty, too short, wrong rate,
 // wrong channel count.
 int audio_read(const char *path, const hb_audio_opts *opts, hb_audio *out);
+// audio_read into a reusable buffer: out->samples (NULL at first) holds *cap floats owned by the
+// caller; it is grown (or replaced) as needed and kept on error (free with audio_free). Same
+// checks and messages as audio_read; on error out->n = 0.
+int audio_read_into(const char *path, const hb_audio_opts *opts, hb_audio *out, size_t *cap);
 void audio_free(hb_audio *a);
 // Writes 16-bit PCM wav (mono), atomically (tmp + rename).
 int audio_write_wav16(const char *path, const float *x, size_t n, int sample_rate);

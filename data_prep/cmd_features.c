@@ -1,9 +1,11 @@
 // `hubert mfcc` and `hubert fbank`: Kaldi features of every INPUT into one HDF5 feature file
 // (dataset "feats", kind "mfcc"/"fbank", rate 100).
 //
-// Utterances are processed in chunks: the chunk's files are read and featurised in parallel
-// (OpenMP, dynamic schedule), then appended to the writer in input order, so the file is the
-// same whatever the thread count and memory is bounded by one chunk.
+// Files are read and featurised in parallel (OpenMP, dynamic schedule, one file at a time per
+// thread) and appended to the writer in an ordered region, so the file is the same whatever the
+// thread count, writing overlaps the other threads' work, and memory is one utterance per
+// thread. Each thread reuses its audio and feature buffers across files (no per-file page
+// faults).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +20,14 @@
 #include "data_prep/inputs.h"
 #include "data_prep/kaldi_feats.h"
 
-#define CHUNK_PER_THREAD 16
-
 typedef struct {
-  float *feats;      // (frames, dim)
+  hb_audio audio;    // reused: samples has audio_cap floats
+  size_t audio_cap;
+  float *feats;      // (frames, dim), reused: feats_cap floats
+  size_t feats_cap;
   int64_t frames;
-  size_t samples;
   char *err;         // NULL on success
-} utt_result;
+} utt_work;
 
 static char *dup_errmsg(void) {
   const char *m = hb_errmsg();
@@ -33,27 +35,30 @@ static char *dup_errmsg(void) {
   return s;
 }
 
-static void process_one(const hb_kaldi_feats *k, const hb_audio_opts *ao, const char *path, utt_result *r) {
-  memset(r, 0, sizeof *r);
+static void process_one(const hb_kaldi_feats *k, const hb_audio_opts *ao, const char *path, utt_work *r) {
+  r->frames = 0;
+  r->err = NULL;
   hb_clear_error();
-  hb_audio a;
-  if (audio_read(path, ao, &a)) {
+  if (audio_read_into(path, ao, &r->audio, &r->audio_cap)) {
     r->err = dup_errmsg();
     return;
   }
-  r->samples = a.n;
-  r->frames = kaldi_num_frames(k, a.n);
+  r->frames = kaldi_num_frames(k, r->audio.n);
   size_t nf = 0;
-  if (hb_mul_size((size_t)r->frames, (size_t)k->dim, &nf) == 0 && (r->feats = hb_malloc((nf ? nf : 1) * sizeof(float))) &&
-      kaldi_feats_compute(k, a.samples, a.n, r->feats) == 0) {
-    audio_free(&a);
-    return;
+  if (hb_mul_size((size_t)r->frames, (size_t)k->dim, &nf) == 0) {
+    if (nf <= r->feats_cap && r->feats) {
+      if (kaldi_feats_compute(k, r->audio.samples, r->audio.n, r->feats) == 0) return;
+    } else {
+      free(r->feats);
+      r->feats_cap = 0;
+      if ((r->feats = hb_malloc((nf ? nf : 1) * sizeof(float)))) {
+        r->feats_cap = nf ? nf : 1;
+        if (kaldi_feats_compute(k, r->audio.samples, r->audio.n, r->feats) == 0) return;
+      }
+    }
   }
   hb_fail_prefix("%s", path);
   r->err = dup_errmsg();
-  free(r->feats);
-  r->feats = NULL;
-  audio_free(&a);
 }
 
 static int write_features(hb_kaldi_kind kind, const char *out, int resample, int channel, int skip_bad,
@@ -125,41 +130,55 @@ static int write_features(hb_kaldi_kind kind, const char *out, int resample, int
     kaldi_feats_free(&k);
     return -1;
   }
-  int chunk = CHUNK_PER_THREAD * omp_get_max_threads();
-  utt_result *res = hb_calloc((size_t)chunk, sizeof *res);
   int64_t written = 0, frames = 0, skipped = 0;
   double seconds = 0.0;
-  int status = res ? 0 : -1;
-  for (int c0 = 0; c0 < in.n && status == 0; c0 += chunk) {
-    int nc = in.n - c0 < chunk ? in.n - c0 : chunk;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < nc; i++) process_one(&k, &ao, in.path[c0 + i], &res[i]);
-    for (int i = 0; i < nc; i++) {
-      utt_result *r = &res[i];
-      if (status == 0 && r->err) {
-        if (skip_bad) {
-          fprintf(stderr, "skipping: %s\n", r->err);
-          skipped++;
-        } else {
-          hb_fail("%s (nothing written; --skip-bad skips such files)", r->err);
-          status = -1;
+  int status = 0;
+  char *fail_msg = NULL;  // hb_fail messages are thread-local: the failing thread's copy
+#pragma omp parallel
+  {
+    utt_work r;
+    memset(&r, 0, sizeof r);
+#pragma omp for ordered schedule(dynamic, 1)
+    for (int i = 0; i < in.n; i++) {
+      int stop;
+#pragma omp atomic read
+      stop = status;
+      if (!stop) process_one(&k, &ao, in.path[i], &r);
+#pragma omp ordered
+      {
+        if (status == 0 && r.err) {
+          if (skip_bad) {
+            fprintf(stderr, "skipping: %s\n", r.err);
+            skipped++;
+          } else {
+            hb_fail("%s (nothing written; --skip-bad skips such files)", r.err);
+            fail_msg = dup_errmsg();
+#pragma omp atomic write
+            status = -1;
+          }
+        } else if (status == 0) {
+          const float *data[] = {r.feats};
+          if (featfile_append(w, in.utt_id[i], r.frames, data)) {
+            fail_msg = dup_errmsg();
+#pragma omp atomic write
+            status = -1;
+          } else {
+            written++;
+            frames += r.frames;
+            seconds += (double)r.audio.n / HB_SAMPLE_RATE;
+          }
         }
-      } else if (status == 0) {
-        const float *data[] = {r->feats};
-        if (featfile_append(w, in.utt_id[c0 + i], r->frames, data)) {
-          status = -1;
-        } else {
-          written++;
-          frames += r->frames;
-          seconds += (double)r->samples / HB_SAMPLE_RATE;
-        }
+        free(r.err);
+        r.err = NULL;
       }
-      free(r->feats);
-      free(r->err);
-      memset(r, 0, sizeof *r);
     }
+    audio_free(&r.audio);
+    free(r.feats);
   }
-  free(res);
+  if (status != 0) {
+    hb_fail("%s", fail_msg ? fail_msg : "out of memory");
+    free(fail_msg);
+  }
   if (status == 0 && written == 0) {
     hb_fail("%s: no utterance could be read (%lld skipped); nothing written", out, (long long)skipped);
     status = -1;
