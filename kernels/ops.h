@@ -128,6 +128,35 @@ typedef struct hb_backend {
   int (*axpy)(hb_ctx *ctx, float *y, float a, const float *x, size_t n);
   // y = a * x (e.g. feature_grad_mult), n elements; y may alias x.
   int (*scale)(hb_ctx *ctx, float *y, const float *x, float a, size_t n);
+
+  // ---- training heads and losses (models/hubert_heads.c; docs/objective.md) ------------------
+  // Index arrays (idx, target, correct, lengths) are backend int32 memory like the tensors.
+  // y (N, C) = x[idx[n]] rows of x (M, C); 0 <= idx[n] < M.
+  int (*gather_rows)(hb_ctx *ctx, float *y, const float *x, const int *idx, int N, int C);
+  // dx[idx[n]] = dy[n] for n < N (indices distinct; other rows of dx untouched).
+  int (*scatter_rows)(hb_ctx *ctx, float *dx, const float *dy, const int *idx, int N, int C);
+  // Cosine-logit cross-entropy (HuBERT masked prediction), row n of p (N, D; row stride ldp):
+  //   z[n, k] = cos(p_n, e_k) * inv_temp, e: (K, D); loss[n] = logsumexp_k z[n] - z[n, target[n]];
+  //   correct[n] = (argmax_k z[n] == target[n]) (first maximum wins). logits (N, K) | NULL.
+  // Gradients of sum_n w[n] loss[n]: dp (N, ldp) overwritten (columns < D), de (K, D) +=; either
+  // may be NULL (w then too). Never more than a block of rows x K logits in memory.
+  int (*cosine_ce)(hb_ctx *ctx, float *loss, int *correct, float *logits, float *dp, float *de, const float *p,
+                   int ldp, const float *e, const int *target, const float *w, int N, int D, int K, float inv_temp);
+  // Plain cross-entropy on logits z (N, K): loss[n] = lse(z_n) - z[n, target[n]], correct[n] as
+  // above; dz (N, K) = w[n] (softmax(z_n) - onehot) overwritten (NULL: no gradient).
+  int (*softmax_ce)(hb_ctx *ctx, float *loss, int *correct, float *dz, const float *z, const int *target,
+                    const float *w, int N, int K);
+  // y (B, C) = mean of x (B, T, C) over t < len[b] (len[b] >= 1); backward: dx (B, T, C) =
+  // dy[b] / len[b] for t < len[b], 0 beyond (overwritten).
+  int (*seq_mean_pool)(hb_ctx *ctx, float *y, const float *x, const int *len, int B, int T, int C);
+  int (*seq_mean_pool_backward)(hb_ctx *ctx, float *dx, const float *dy, const int *len, int B, int T, int C);
+  // CTC (Graves 2006) on logits z (B, T, V) (log-softmax inside), blank index `blank`; targets
+  // (B, S) padded, utterance b uses z[b, :in_len[b]] and targets[b, :tgt_len[b]] (no blanks).
+  // loss[b] = -log p(targets_b | z_b) (inf when no alignment exists). dz (B, T, V) | NULL:
+  // gradient of sum_b w[b] loss[b], overwritten, 0 for t >= in_len[b] and for infinite losses.
+  // Log-space alpha/beta; scratch O(T * (2S + 1)) per utterance.
+  int (*ctc_loss)(hb_ctx *ctx, float *loss, float *dz, const float *z, const int *targets, const int *in_len,
+                  const int *tgt_len, const float *w, int B, int T, int V, int S, int blank);
 } hb_backend;
 
 struct hb_ctx {

@@ -60,4 +60,11 @@ const hb_backend hb_backend_cpu = {
     .mask_padding_backward = cpu_mask_padding,  // zeroing padded frames is its own backward
     .axpy = cpu_axpy,
     .scale = cpu_scale,
+    .gather_rows = cpu_gather_rows,
+    .scatter_rows = cpu_scatter_rows,
+    .cosine_ce = cpu_cosine_ce,
+    .softmax_ce = cpu_softmax_ce,
+    .seq_mean_pool = cpu_seq_mean_pool,
+    .seq_mean_pool_backward = cpu_seq_mean_pool_backward,
+    .ctc_loss = cpu_ctc_loss,
 };

@@ -42,6 +42,17 @@ int cpu_weight_norm_backward(hb_ctx *ctx, float *dv, float *dg, const float *dw,
                              int O, int In, int K);
 int cpu_axpy(hb_ctx *ctx, float *y, float a, const float *x, size_t n);
 int cpu_scale(hb_ctx *ctx, float *y, const float *x, float a, size_t n);
+// Training heads and losses (kernels/cpu/cpu_heads.c).
+int cpu_gather_rows(hb_ctx *ctx, float *y, const float *x, const int *idx, int N, int C);
+int cpu_scatter_rows(hb_ctx *ctx, float *dx, const float *dy, const int *idx, int N, int C);
+int cpu_cosine_ce(hb_ctx *ctx, float *loss, int *correct, float *logits, float *dp, float *de, const float *p, int ldp,
+                  const float *e, const int *target, const float *w, int N, int D, int K, float inv_temp);
+int cpu_softmax_ce(hb_ctx *ctx, float *loss, int *correct, float *dz, const float *z, const int *target,
+                   const float *w, int N, int K);
+int cpu_seq_mean_pool(hb_ctx *ctx, float *y, const float *x, const int *len, int B, int T, int C);
+int cpu_seq_mean_pool_backward(hb_ctx *ctx, float *dx, const float *dy, const int *len, int B, int T, int C);
+int cpu_ctc_loss(hb_ctx *ctx, float *loss, float *dz, const float *z, const int *targets, const int *in_len,
+                 const int *tgt_len, const float *w, int B, int T, int V, int S, int blank);
 
 // Number of OpenMP threads ops may use (ctx->num_threads, or the OpenMP default).
 int cpu_threads(const hb_ctx *ctx);
