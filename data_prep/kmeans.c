@@ -8,9 +8,14 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "data_prep/kmeans_dist.h"
 
 #define KM_BLOCK 1024     // rows per sgemm block in assignment
-#define KMPP_BLOCK 4096   // rows per sgemm block for k-means++ candidates (few columns)
+#define KM_FBLOCK 256     // rows per task of the fused kernel
+#define KMPP_BLOCK 2048   // rows per task for k-means++ candidates
+#ifndef KM_FUSED_MAX_D
+#define KM_FUSED_MAX_D 128  // fused register-blocked kernel up to this dim, sgemm + argmin above
+#endif
 
 void kmeans_default_params(hb_kmeans_params *p) {
   memset(p, 0, sizeof *p);
@@ -58,8 +63,29 @@ static void block_sqdist(const float *x, int64_t nb, int d, const float *xsq, co
 }
 
 // Nearest center of each row: labels (n) and/or mind (n) may be NULL; returns 0/-1.
+static int assign_rows_fused(const float *x, int64_t n, int d, const float *xsq, const float *c,
+                             int k, int32_t *labels, float *mind, double *inertia) {
+  km_packed pk;
+  if (km_pack_init(&pk, c, k, d)) return -1;
+  int64_t nblocks = (n + KM_FBLOCK - 1) / KM_FBLOCK;
+  double total = 0;
+#pragma omp parallel for schedule(dynamic, 4) reduction(+ : total) if (nblocks > 8)
+  for (int64_t b = 0; b < nblocks; b++) {
+    float xs[KM_FBLOCK];
+    int64_t r0 = b * KM_FBLOCK, nb = n - r0 < KM_FBLOCK ? n - r0 : KM_FBLOCK;
+    const float *xb = x + (size_t)r0 * d;
+    if (xsq) memcpy(xs, xsq + r0, (size_t)nb * sizeof(float));
+    else row_sqnorms_serial(xb, nb, d, xs);
+    total += km_argmin_rows(xb, nb, d, xs, &pk, labels ? labels + r0 : NULL, mind ? mind + r0 : NULL);
+  }
+  km_pack_free(&pk);
+  if (inertia) *inertia = total;
+  return 0;
+}
+
 static int assign_rows(const float *x, int64_t n, int d, const float *xsq, const float *c, int k,
                        int32_t *labels, float *mind, double *inertia) {
+  if (d <= KM_FUSED_MAX_D) return assign_rows_fused(x, n, d, xsq, c, k, labels, mind, inertia);
   float *csq = hb_malloc((size_t)k * sizeof(float));
   if (!csq) return -1;
   row_sqnorms_serial(c, k, d, csq);
@@ -124,15 +150,17 @@ int kmeans_plusplus(const float *x, int64_t n, int d, const float *xsq, int k, i
                     hb_rng *rng, float *centers) {
   if (n <= 0 || k <= 0 || k > n) return hb_fail("kmeans++: need 0 < k <= n (k=%d, n=%lld)", k, (long long)n);
   if (n_local_trials <= 0) n_local_trials = 2 + (int)log((double)k);
-  int T = n_local_trials;
+  if (n_local_trials > 64) return hb_fail("kmeans++: too many local trials (%d)", n_local_trials);
+  int T = n_local_trials, Tp = (T + 7) & ~7;
   float *closest = hb_malloc((size_t)n * sizeof(float));
-  float *cand_d = hb_malloc((size_t)n * T * sizeof(float));   // (n, T)
+  float *cand_d = hb_malloc((size_t)n * Tp * sizeof(float));  // (n, Tp)
+  double *bpot = hb_malloc((size_t)((n + KMPP_BLOCK - 1) / KMPP_BLOCK) * Tp * sizeof(double));
   double *cum = hb_malloc((size_t)n * sizeof(double));
   float *cand = hb_malloc((size_t)T * d * sizeof(float));      // (T, d)
   int64_t *cid = hb_malloc((size_t)T * sizeof(int64_t));
   double *pot = hb_malloc((size_t)T * sizeof(double));
   int rc = -1;
-  if (!closest || !cand_d || !cum || !cand || !cid || !pot) goto done;
+  if (!closest || !cand_d || !bpot || !cum || !cand || !cid || !pot) goto done;
 
   int64_t first = (int64_t)rng_below(rng, (uint64_t)n);
   memcpy(centers, x + (size_t)first * d, (size_t)d * sizeof(float));
@@ -147,43 +175,35 @@ int kmeans_plusplus(const float *x, int64_t n, int d, const float *xsq, int k, i
       cid[t] = search_cumsum(cum, n, rng_uniform_double(rng) * cur);
       memcpy(cand + (size_t)t * d, x + (size_t)cid[t] * d, (size_t)d * sizeof(float));
     }
-    // cand_d (n, T): distance of every row to every candidate.
-    float csq[64];
-    float *csqp = T <= 64 ? csq : NULL;
-    if (!csqp) { rc = hb_fail("kmeans++: too many local trials (%d)", T); goto done; }
-    row_sqnorms_serial(cand, T, d, csqp);
+    // cand_d (n, Tp): distance of every row to every candidate; pot from per-block partial
+    // sums added in block order (deterministic for any thread count).
+    km_packed pk;
+    if (km_pack_init(&pk, cand, T, d)) goto done;
     int64_t nblocks = (n + KMPP_BLOCK - 1) / KMPP_BLOCK;
 #pragma omp parallel for schedule(static) if (nblocks > 1)
     for (int64_t b = 0; b < nblocks; b++) {
       int64_t r0 = b * KMPP_BLOCK, nb = n - r0 < KMPP_BLOCK ? n - r0 : KMPP_BLOCK;
-      block_sqdist(x + (size_t)r0 * d, nb, d, xsq + r0, cand, csqp, T, cand_d + (size_t)r0 * T);
+      double *bp = bpot + (size_t)b * Tp;
+      for (int t = 0; t < Tp; t++) bp[t] = 0;
+      km_cand_rows(x + (size_t)r0 * d, nb, d, xsq + r0, &pk, closest + r0, cand_d + (size_t)r0 * Tp, bp);
     }
+    km_pack_free(&pk);
     for (int t = 0; t < T; t++) pot[t] = 0;
-#pragma omp parallel if (n > 4 * KM_BLOCK)
-    {
-      double lp[64] = {0};
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < n; i++)
-        for (int t = 0; t < T; t++) {
-          float v = cand_d[(size_t)i * T + t];
-          lp[t] += v < closest[i] ? v : closest[i];
-        }
-#pragma omp critical
-      for (int t = 0; t < T; t++) pot[t] += lp[t];
-    }
+    for (int64_t b = 0; b < nblocks; b++)
+      for (int t = 0; t < T; t++) pot[t] += bpot[(size_t)b * Tp + t];
     int best = 0;
     for (int t = 1; t < T; t++)
       if (pot[t] < pot[best]) best = t;
     cur = pot[best];
     for (int64_t i = 0; i < n; i++) {
-      float v = cand_d[(size_t)i * T + best];
+      float v = cand_d[(size_t)i * Tp + best];
       if (v < closest[i]) closest[i] = v;
     }
     memcpy(centers + (size_t)c * d, cand + (size_t)best * d, (size_t)d * sizeof(float));
   }
   rc = 0;
 done:
-  free(closest); free(cand_d); free(cum); free(cand); free(cid); free(pot);
+  free(closest); free(cand_d); free(bpot); free(cum); free(cand); free(cid); free(pot);
   return rc;
 }
 

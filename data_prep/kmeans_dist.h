@@ -1,0 +1,30 @@
+// Fused squared-distance kernels for k-means (internal to data_prep/kmeans.c): register-blocked
+// dot products of a few rows against 8 or 16 centers at a time (GCC vector extensions, AVX2/FMA
+// with -march=native), with the argmin or the k-means++ potential folded in, so no (rows, k)
+// distance matrix is written. ||x - c||^2 = ||x||^2 + ||c||^2 - 2 x.c, clamped at 0.
+#ifndef HB_KMEANS_DIST_H
+#define HB_KMEANS_DIST_H
+
+#include <stdint.h>
+
+// Centers packed for the kernels: ct (d, kp) transposed, kp = k rounded up to 8 (64-byte
+// aligned); csq (kp) squared norms, padding lanes = FLT_MAX so they never win.
+typedef struct {
+  int k, kp, d;
+  float *ct, *csq;
+} km_packed;
+
+int km_pack_init(km_packed *p, const float *c, int k, int d);
+void km_pack_free(km_packed *p);
+
+// Nearest center of rows x (n, d) with squared norms xsq (n): labels (n) and mind (n, clamped
+// >= 0) may be NULL; returns the sum of mind in double. Ties: lowest center index. Serial.
+double km_argmin_rows(const float *x, int64_t n, int d, const float *xsq, const km_packed *p,
+                      int32_t *labels, float *mind);
+
+// k-means++ candidates: dist (n, kp) = distances of rows x (n, d) to the packed candidates
+// (clamped >= 0), and pot (kp) += sum_i min(dist_i, closest_i). Serial.
+void km_cand_rows(const float *x, int64_t n, int d, const float *xsq, const km_packed *p,
+                  const float *closest, float *dist, double *pot);
+
+#endif
