@@ -143,29 +143,17 @@ int heads_pred_loss(hb_heads_ws *w, const hb_config *c, const hb_params *p, hb_p
     const float *ps = proj + col;
     const float *es = p->label_embs + (size_t)koff * F;
     float *des = g && g->label_embs ? g->label_embs + (size_t)koff * F : NULL;
-    float *dps = NULL;
-    int ldd = Fout;
-    if (grad) {
-      if (tmp && s > 0) {
-        dps = tmp;
-        ldd = F;
-      } else {
-        dps = dproj + col;
-      }
-    }
+    const int into_tmp = grad && tmp && s > 0;  // tied projection, later set: sum into dproj
+    float *dps = !grad ? NULL : into_tmp ? tmp : dproj + col;
     float *lg = NULL;
     if (o->keep_logits) {
       lg = logits_get(w, s, sizeof(float) * (size_t)N * K);
       if (!lg) return -1;
       if (s == 0) w->logits[0] = lg;
     }
-    if (grad && ldd != Fout) {
-      // tied projection, later set: gradient into tmp (N, F), then added to dproj
-      HB_TRY(be->cosine_ce(ctx, dloss, dcorr, lg, dps, des, ps, Fout, es, dtgt, dw, N, F, K, 1.0f / o->logit_temp));
-      HB_TRY(be->axpy(ctx, dproj, 1.0f, tmp, (size_t)N * F));
-    } else {
-      HB_TRY(be->cosine_ce(ctx, dloss, dcorr, lg, dps, des, ps, Fout, es, dtgt, dw, N, F, K, 1.0f / o->logit_temp));
-    }
+    // dps rows have stride Fout (tmp: F == Fout when tied)
+    HB_TRY(be->cosine_ce(ctx, dloss, dcorr, lg, dps, des, ps, Fout, es, dtgt, dw, N, F, K, 1.0f / o->logit_temp));
+    if (into_tmp) HB_TRY(be->axpy(ctx, dproj, 1.0f, tmp, (size_t)N * F));
     HB_TRY(be->download(ctx, hloss, dloss, sizeof(float) * N));
     HB_TRY(be->download(ctx, hcorr, dcorr, sizeof(int) * N));
     for (int n = 0; n < N; n++) {
