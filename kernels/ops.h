@@ -157,6 +157,12 @@ typedef struct hb_backend {
   // Log-space alpha/beta; scratch O(T * (2S + 1)) per utterance.
   int (*ctc_loss)(hb_ctx *ctx, float *loss, float *dz, const float *z, const int *targets, const int *in_len,
                   const int *tgt_len, const float *w, int B, int T, int V, int S, int blank);
+
+  // ---- dropout (models/hubert_train.c) ---------------------------------------------------------
+  // y = x * keep / (1 - p), keep[i] = (Philox4x32(seed, counter i / 4)[i % 4] >= p * 2^32): the
+  // mask is a pure function of (seed, i), so it is launch-order and thread-count independent and
+  // the op is its own backward (dx = dropout(dy) with the same seed). n elements; y may alias x.
+  int (*dropout)(hb_ctx *ctx, float *y, const float *x, size_t n, float p, uint64_t seed);
 } hb_backend;
 
 struct hb_ctx {

@@ -54,6 +54,9 @@ int cpu_seq_mean_pool_backward(hb_ctx *ctx, float *dx, const float *dy, const in
 int cpu_ctc_loss(hb_ctx *ctx, float *loss, float *dz, const float *z, const int *targets, const int *in_len,
                  const int *tgt_len, const float *w, int B, int T, int V, int S, int blank);
 
+// Dropout with a Philox counter mask (kernels/cpu/cpu_dropout.c).
+int cpu_dropout(hb_ctx *ctx, float *y, const float *x, size_t n, float p, uint64_t seed);
+
 // Number of OpenMP threads ops may use (ctx->num_threads, or the OpenMP default).
 int cpu_threads(const hb_ctx *ctx);
 

@@ -1,0 +1,453 @@
+// HuBERT training forward (saving what the backward needs) and backward of the trunk.
+// Math and order: models/hubert_train.h. Only op-API calls; host memory only for small
+// per-step bookkeeping (frame counts, mask, LayerDrop flags) allocated at init.
+#include "models/hubert_train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/rng.h"
+
+#define CONV_LN_EPS 1e-5f  // the conv extractor's norms use PyTorch's default eps
+
+// Dropout sites: the mask seed is rng_derive_seed(step seed, site), so every site and layer has
+// its own stream and the backward regenerates it.
+enum { SITE_PROJ, SITE_ENC, SITE_ATT, SITE_ACT, SITE_FFN, SITE_PER_LAYER };
+static uint64_t site_seed(uint64_t seed, int layer, int site) {
+  return rng_derive_seed(seed, (uint64_t)(layer + 1) * SITE_PER_LAYER + (uint64_t)site);
+}
+
+// ---- arena ---------------------------------------------------------------------------------------
+
+typedef struct {
+  float *base;   // NULL: only count
+  size_t total;  // floats so far
+} carver;
+
+static float *carve(carver *cv, size_t n) {
+  if (!n) return NULL;
+  n = (n + 63) / 64 * 64;  // 256-byte aligned slots
+  float *p = cv->base ? cv->base + cv->total : NULL;
+  cv->total += n;
+  return p;
+}
+
+// Lays out every buffer for (max_B, max_samples); with cv->base NULL it only counts.
+// Sizes are small enough products of config values (validated) and batch limits that the
+// caller's overflow check on the total covers them.
+static void arena_layout(hb_train_arena *a, const hb_config *c, carver *cv) {
+  const size_t B = (size_t)a->max_B, T = (size_t)a->max_T, H = (size_t)c->hidden_size;
+  const size_t FF = (size_t)c->intermediate_size, NH = (size_t)c->num_attention_heads;
+  const size_t BT = B * T, BT1 = B * (T + 1);
+  const int pre = c->do_stable_layer_norm;
+  long Tl = a->max_samples;
+  size_t cmax = 0, tl_size[HB_MAX_CONV];
+  for (int l = 0; l < c->num_conv; l++) {
+    Tl = (Tl - c->conv_kernel[l]) / c->conv_stride[l] + 1;
+    tl_size[l] = B * (size_t)Tl * (size_t)c->conv_dim[l];
+    if ((size_t)c->conv_dim[l] > cmax) cmax = (size_t)c->conv_dim[l];
+    const int has_norm = c->feat_extract_norm_layer || l == 0;
+    a->conv_pre[l] = carve(cv, tl_size[l]);
+    a->conv_nrm[l] = has_norm ? carve(cv, tl_size[l]) : NULL;
+    a->conv_act[l] = carve(cv, tl_size[l]);
+    a->conv_st[l] = has_norm ? carve(cv, c->feat_extract_norm_layer ? B * (size_t)Tl * 2 : B * c->conv_dim[l] * 2)
+                             : NULL;
+  }
+  const size_t Cc = (size_t)c->conv_dim[c->num_conv - 1];
+  if (c->feat_proj_layer_norm) {
+    a->fp_ln = carve(cv, BT * Cc);
+    a->fp_st = carve(cv, BT * 2);
+  }
+  a->x0 = carve(cv, BT * H);
+  a->pc = carve(cv, BT1 * H);
+  a->e = carve(cv, BT * H);
+  a->enc_st = pre ? NULL : carve(cv, BT * 2);
+  a->h0 = carve(cv, BT * H);
+  if (pre) {
+    a->hN = carve(cv, BT * H);
+    a->fin_st = carve(cv, BT * 2);
+  }
+  const size_t G = (size_t)c->num_conv_pos_embedding_groups, K = (size_t)c->num_conv_pos_embeddings;
+  a->pos_w = carve(cv, H * (H / G) * K);
+  for (int l = 0; l < c->num_hidden_layers; l++) {
+    hb_layer_acts *s = &a->layer[l];
+    s->a = pre ? carve(cv, BT * H) : NULL;
+    s->q = carve(cv, BT * H);
+    s->k = carve(cv, BT * H);
+    s->v = carve(cv, BT * H);
+    s->att = carve(cv, BT * H);
+    s->lse = carve(cv, B * NH * T);
+    s->r1 = carve(cv, BT * H);
+    s->h1 = carve(cv, BT * H);
+    s->ffp = carve(cv, BT * FF);
+    s->ffa = carve(cv, BT * FF);
+    s->r2 = pre ? NULL : carve(cv, BT * H);
+    s->out = carve(cv, BT * H);
+    s->st1 = carve(cv, BT * 2);
+    s->st2 = carve(cv, BT * 2);
+  }
+  // Gradient ping-pong for the extractor: block l's output gradient lives in gconv[l & 1], so
+  // gconv[0] holds the longest (block 0) and gconv[1] at most block 1's.
+  a->gconv[0] = carve(cv, tl_size[0] > BT * Cc ? tl_size[0] : BT * Cc);
+  a->gconv[1] = carve(cv, c->num_conv > 1 ? tl_size[1] : 1);
+  a->g = carve(cv, BT * H);
+  a->gt = carve(cv, BT * H);
+  a->gu = carve(cv, BT * H);
+  a->gq = carve(cv, BT * H);
+  a->gk = carve(cv, BT * H);
+  a->gv = carve(cv, BT * H);
+  a->gff = carve(cv, BT * FF);
+  a->gpc = carve(cv, BT1 * H);
+  a->gpos_w = carve(cv, H * (H / G) * K);
+  (void)cmax;
+}
+
+int train_arena_init(hb_train_arena *a, const hb_model *m, int max_B, long max_samples) {
+  const hb_config *c = &m->cfg;
+  memset(a, 0, sizeof *a);
+  const int rf = config_receptive_field(c);
+  if (max_B < 1) return hb_fail("train arena: max batch %d must be >= 1", max_B);
+  if (max_samples < rf) return hb_fail("train arena: max_samples %ld is below the receptive field (%d samples)", max_samples, rf);
+  a->max_B = max_B;
+  a->max_samples = max_samples;
+  a->max_T = config_num_frames(c, max_samples);
+  // Overflow guard: the largest single buffer is B * T0 * Cmax or B * T * FF; the total is a
+  // bounded multiple of those (< 64 buffers per layer-equivalent), checked in size_t.
+  size_t big, tmp;
+  HB_TRY(hb_mul_size((size_t)max_B, (size_t)max_samples, &big));
+  HB_TRY(hb_mul_size(big, 4096, &tmp));
+  HB_TRY(hb_mul_size(tmp, (size_t)(c->num_hidden_layers + c->num_conv + 8) * 64, &tmp));
+  carver cv = {NULL, 0};
+  arena_layout(a, c, &cv);
+  size_t bytes;
+  HB_TRY(hb_mul_size(cv.total, sizeof(float), &bytes));
+  a->base = m->ctx->be->alloc(m->ctx, bytes);
+  if (!a->base) return hb_fail_prefix("training arena (%d x %ld samples, %.1f MB)", max_B, max_samples, bytes / 1e6);
+  a->bytes = bytes;
+  cv.base = a->base;
+  cv.total = 0;
+  arena_layout(a, c, &cv);
+  a->frames = hb_calloc((size_t)max_B, sizeof(int));
+  a->mask = hb_calloc((size_t)max_B * (size_t)a->max_T, 1);
+  a->dropped = hb_calloc((size_t)c->num_hidden_layers + 1, sizeof(int));
+  if (!a->frames || !a->mask || !a->dropped) {
+    train_arena_free(a, m);
+    return hb_fail_prefix("training arena host state");
+  }
+  return 0;
+}
+
+void train_arena_free(hb_train_arena *a, const hb_model *m) {
+  if (a->base) m->ctx->be->free(m->ctx, a->base);
+  free(a->frames);
+  free(a->mask);
+  free(a->dropped);
+  memset(a, 0, sizeof *a);
+}
+
+// ---- forward -------------------------------------------------------------------------------------
+
+static float drop_p(const hb_train_arena *a, double p) { return a->train ? (float)p : 0.0f; }
+
+static int dropout_inplace(hb_ctx *ctx, const hb_train_arena *a, float *x, size_t n, double p, int layer, int site) {
+  const float pf = drop_p(a, p);
+  if (pf <= 0.0f) return 0;
+  return ctx->be->dropout(ctx, x, x, n, pf, site_seed(a->seed, layer, site));
+}
+
+static int forward_extractor(hb_model *m, hb_train_arena *a, const float *wave, int B, long L, int *Tout) {
+  const hb_config *c = &m->cfg;
+  const hb_backend *be = m->ctx->be;
+  hb_ctx *ctx = m->ctx;
+  const float *x = wave;
+  int T = (int)L, Cin = 1;
+  for (int l = 0; l < c->num_conv; l++) {
+    const hb_conv_params *cp = &m->p.conv[l];
+    const int Co = c->conv_dim[l], K = c->conv_kernel[l], S = c->conv_stride[l];
+    const int To = (T - K) / S + 1;
+    const size_t n = (size_t)B * To * Co;
+    HB_TRY(be->conv1d(ctx, a->conv_pre[l], x, cp->w, cp->b, B, T, Cin, Co, K, S, 0, 1));
+    const float *gin = a->conv_pre[l];
+    if (c->feat_extract_norm_layer) {
+      HB_TRY(be->layer_norm_train(ctx, a->conv_nrm[l], a->conv_st[l], a->conv_pre[l], cp->norm_w, cp->norm_b, B * To, Co,
+                                  CONV_LN_EPS));
+      gin = a->conv_nrm[l];
+    } else if (l == 0) {
+      HB_TRY(be->group_norm_train(ctx, a->conv_nrm[l], a->conv_st[l], a->conv_pre[l], cp->norm_w, cp->norm_b, B, To, Co,
+                                  Co, CONV_LN_EPS));
+      gin = a->conv_nrm[l];
+    }
+    HB_TRY(be->gelu(ctx, a->conv_act[l], gin, n));
+    x = a->conv_act[l];
+    T = To;
+    Cin = Co;
+  }
+  *Tout = T;
+  return 0;
+}
+
+static int forward_layer(hb_model *m, hb_train_arena *a, int l, const float *x, int B, int T) {
+  const hb_config *c = &m->cfg;
+  const hb_backend *be = m->ctx->be;
+  hb_ctx *ctx = m->ctx;
+  const hb_layer_params *lp = &m->p.layers[l];
+  hb_layer_acts *s = &a->layer[l];
+  const int H = c->hidden_size, FF = c->intermediate_size, NH = c->num_attention_heads, Dh = H / NH, N = B * T;
+  const float eps = (float)c->layer_norm_eps;
+  const size_t n = (size_t)N * H;
+  const int pre = c->do_stable_layer_norm;
+  const float *in = x;
+  if (pre) {
+    HB_TRY(be->layer_norm_train(ctx, s->a, s->st1, x, lp->ln1_w, lp->ln1_b, N, H, eps));
+    in = s->a;
+  }
+  HB_TRY(be->linear(ctx, s->q, in, lp->q_w, lp->q_b, N, H, H));
+  HB_TRY(be->linear(ctx, s->k, in, lp->k_w, lp->k_b, N, H, H));
+  HB_TRY(be->linear(ctx, s->v, in, lp->v_w, lp->v_b, N, H, H));
+  HB_TRY(be->attention_train(ctx, s->att, s->lse, s->q, s->k, s->v, a->frames, B, T, NH, Dh, 1.0f / sqrtf((float)Dh)));
+  HB_TRY(be->linear(ctx, a->gt, s->att, lp->o_w, lp->o_b, N, H, H));  // gt: forward scratch
+  HB_TRY(dropout_inplace(ctx, a, a->gt, n, c->hidden_dropout, l, SITE_ATT));
+  HB_TRY(be->add(ctx, s->r1, x, a->gt, n));
+  if (pre) HB_TRY(be->layer_norm_train(ctx, s->h1, s->st2, s->r1, lp->ln2_w, lp->ln2_b, N, H, eps));
+  else HB_TRY(be->layer_norm_train(ctx, s->h1, s->st1, s->r1, lp->ln1_w, lp->ln1_b, N, H, eps));
+  HB_TRY(be->linear(ctx, s->ffp, s->h1, lp->ff1_w, lp->ff1_b, N, H, FF));
+  HB_TRY(be->gelu(ctx, s->ffa, s->ffp, (size_t)N * FF));
+  HB_TRY(dropout_inplace(ctx, a, s->ffa, (size_t)N * FF, c->activation_dropout, l, SITE_ACT));
+  HB_TRY(be->linear(ctx, a->gt, s->ffa, lp->ff2_w, lp->ff2_b, N, FF, H));
+  HB_TRY(dropout_inplace(ctx, a, a->gt, n, c->hidden_dropout, l, SITE_FFN));
+  if (pre) return be->add(ctx, s->out, s->r1, a->gt, n);
+  HB_TRY(be->add(ctx, s->r2, s->h1, a->gt, n));
+  return be->layer_norm_train(ctx, s->out, s->st2, s->r2, lp->ln2_w, lp->ln2_b, N, H, eps);
+}
+
+int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const long *lengths, int B, long L,
+                        const uint8_t *mask, int *frames, int *Tp, const hb_train_opts *opts) {
+  const hb_config *c = &m->cfg;
+  const hb_backend *be = m->ctx->be;
+  hb_ctx *ctx = m->ctx;
+  if (ops_check_backward(ctx)) return hb_fail_prefix("training forward");
+  if (B < 1 || B > a->max_B || L > a->max_samples)
+    return hb_fail("training forward: batch %d x %ld samples exceeds the arena (%d x %ld)", B, L, a->max_B, a->max_samples);
+  const int rf = config_receptive_field(c);
+  for (int b = 0; b < B; b++) {
+    if (lengths[b] < rf || lengths[b] > L)
+      return hb_fail("training forward: utterance %d has %ld samples (need %d..%ld)", b, lengths[b], rf, L);
+    a->frames[b] = frames[b] = config_num_frames(c, lengths[b]);
+  }
+  a->B = B;
+  a->L = L;
+  a->wave = wave;
+  a->train = opts && opts->train;
+  a->seed = opts ? opts->seed : 0;
+  int T;
+  HB_TRY(forward_extractor(m, a, wave, B, L, &T));
+  *Tp = a->T = T;
+  const int Cc = c->conv_dim[c->num_conv - 1], H = c->hidden_size, N = B * T, NL = c->num_hidden_layers;
+  const float eps = (float)c->layer_norm_eps;
+  const size_t n = (size_t)N * H;
+  a->features = a->conv_act[c->num_conv - 1];
+
+  // Projection -> dropout -> zero padding -> mask embedding (x0).
+  const float *fin = a->features;
+  if (c->feat_proj_layer_norm) {
+    HB_TRY(be->layer_norm_train(ctx, a->fp_ln, a->fp_st, a->features, m->p.fp_ln_w, m->p.fp_ln_b, N, Cc, eps));
+    fin = a->fp_ln;
+  }
+  HB_TRY(be->linear(ctx, a->x0, fin, m->p.fp_w, m->p.fp_b, N, Cc, H));
+  HB_TRY(dropout_inplace(ctx, a, a->x0, n, c->feat_proj_dropout, -1, SITE_PROJ));
+  HB_TRY(be->mask_padding(ctx, a->x0, a->frames, B, T, H));
+  a->has_mask = mask != NULL;
+  if (mask) {
+    memcpy(a->mask, mask, (size_t)N);
+    for (int i = 0; i < N; i++)
+      if (mask[i]) HB_TRY(be->copy(ctx, a->x0 + (size_t)i * H, m->p.mask_emb, sizeof(float) * H));
+  }
+
+  // Positional embedding: e = x0 + GELU(conv(x0))[:T] (even kernels give T + 1 frames).
+  const int K = c->num_conv_pos_embeddings, G = c->num_conv_pos_embedding_groups;
+  const int Tpos = T + 2 * (K / 2) - K + 1;
+  HB_TRY(be->weight_norm(ctx, a->pos_w, m->p.pos_v, m->p.pos_g, H, H / G, K));
+  HB_TRY(be->conv1d(ctx, a->pc, a->x0, a->pos_w, m->p.pos_b, B, T, H, H, K, 1, K / 2, G));
+  HB_TRY(be->gelu(ctx, a->gpc, a->pc, (size_t)B * Tpos * H));  // gpc: forward scratch
+  for (int b = 0; b < B; b++)
+    HB_TRY(be->add(ctx, a->e + (size_t)b * T * H, a->x0 + (size_t)b * T * H, a->gpc + (size_t)b * Tpos * H, (size_t)T * H));
+  if (c->do_stable_layer_norm) HB_TRY(be->copy(ctx, a->h0, a->e, sizeof(float) * n));
+  else HB_TRY(be->layer_norm_train(ctx, a->h0, a->enc_st, a->e, m->p.enc_ln_w, m->p.enc_ln_b, N, H, eps));
+  HB_TRY(dropout_inplace(ctx, a, a->h0, n, c->hidden_dropout, -1, SITE_ENC));
+
+  // LayerDrop draws come from their own stream of the step seed.
+  hb_rng r;
+  rng_init(&r, rng_derive_seed(a->seed, 0));
+  a->hidden[0] = a->h0;
+  for (int l = 0; l < NL; l++) {
+    a->dropped[l] = a->train && c->layerdrop > 0 && rng_uniform_double(&r) < c->layerdrop;
+    if (a->dropped[l]) {
+      a->hidden[l + 1] = a->hidden[l];
+      continue;
+    }
+    HB_TRY(forward_layer(m, a, l, a->hidden[l], B, T));
+    a->hidden[l + 1] = a->layer[l].out;
+  }
+  if (c->do_stable_layer_norm) {
+    HB_TRY(be->layer_norm_train(ctx, a->hN, a->fin_st, a->hidden[NL], m->p.enc_ln_w, m->p.enc_ln_b, N, H, eps));
+    a->hidden[NL] = a->hN;
+  }
+  return 0;
+}
+
+// ---- backward ------------------------------------------------------------------------------------
+
+// Encoder layer l backward: on entry a->g = d out, on return a->g = d x (the layer input).
+static int backward_layer(hb_model *m, hb_train_arena *a, const hb_layer_params *lg, int l, const float *x) {
+  const hb_config *c = &m->cfg;
+  const hb_backend *be = m->ctx->be;
+  hb_ctx *ctx = m->ctx;
+  const hb_layer_params *lp = &m->p.layers[l];
+  const hb_layer_acts *s = &a->layer[l];
+  const int B = a->B, T = a->T, H = c->hidden_size, FF = c->intermediate_size, NH = c->num_attention_heads;
+  const int Dh = H / NH, N = B * T, pre = c->do_stable_layer_norm;
+  const size_t n = (size_t)N * H;
+  float *g = a->g, *gt = a->gt, *gu = a->gu;
+  // FFN branch. g = d out; post-LN first goes through LN2: g = d r2.
+  if (!pre) HB_TRY(be->layer_norm_backward(ctx, g, lg->ln2_w, lg->ln2_b, g, s->r2, s->st2, lp->ln2_w, N, H));
+  HB_TRY(be->copy(ctx, gt, g, sizeof(float) * n));
+  HB_TRY(dropout_inplace(ctx, a, gt, n, c->hidden_dropout, l, SITE_FFN));
+  HB_TRY(be->linear_backward(ctx, a->gff, lg->ff2_w, lg->ff2_b, gt, s->ffa, lp->ff2_w, N, FF, H));
+  HB_TRY(dropout_inplace(ctx, a, a->gff, (size_t)N * FF, c->activation_dropout, l, SITE_ACT));
+  HB_TRY(be->gelu_backward(ctx, a->gff, a->gff, s->ffp, (size_t)N * FF));
+  HB_TRY(be->linear_backward(ctx, gt, lg->ff1_w, lg->ff1_b, a->gff, s->h1, lp->ff1_w, N, H, FF));  // gt = d h1 (FFN part)
+  if (pre) {  // h1 = LN2(r1); out = r1 + ffn: d r1 = g + LN2'(gt)
+    HB_TRY(be->layer_norm_backward(ctx, gt, lg->ln2_w, lg->ln2_b, gt, s->r1, s->st2, lp->ln2_w, N, H));
+    HB_TRY(be->axpy(ctx, g, 1.0f, gt, n));
+  } else {  // r2 = h1 + ffn: d h1 = g + gt; h1 = LN1(r1)
+    HB_TRY(be->axpy(ctx, g, 1.0f, gt, n));
+    HB_TRY(be->layer_norm_backward(ctx, g, lg->ln1_w, lg->ln1_b, g, s->r1, s->st1, lp->ln1_w, N, H));
+  }
+  // Attention branch: g = d r1, r1 = x + drop(o(att(q, k, v))).
+  HB_TRY(be->copy(ctx, gt, g, sizeof(float) * n));
+  HB_TRY(dropout_inplace(ctx, a, gt, n, c->hidden_dropout, l, SITE_ATT));
+  HB_TRY(be->linear_backward(ctx, gu, lg->o_w, lg->o_b, gt, s->att, lp->o_w, N, H, H));
+  HB_TRY(be->attention_backward(ctx, a->gq, a->gk, a->gv, gu, s->q, s->k, s->v, s->lse, a->frames, B, T, NH, Dh,
+                                1.0f / sqrtf((float)Dh)));
+  const float *in = pre ? s->a : x;
+  HB_TRY(be->linear_backward(ctx, gt, lg->q_w, lg->q_b, a->gq, in, lp->q_w, N, H, H));
+  HB_TRY(be->linear_backward(ctx, gu, lg->k_w, lg->k_b, a->gk, in, lp->k_w, N, H, H));
+  HB_TRY(be->add(ctx, gt, gt, gu, n));
+  HB_TRY(be->linear_backward(ctx, gu, lg->v_w, lg->v_b, a->gv, in, lp->v_w, N, H, H));
+  HB_TRY(be->add(ctx, gt, gt, gu, n));  // gt = d (attention input)
+  if (pre) HB_TRY(be->layer_norm_backward(ctx, gt, lg->ln1_w, lg->ln1_b, gt, x, s->st1, lp->ln1_w, N, H));
+  return be->axpy(ctx, g, 1.0f, gt, n);
+}
+
+static int backward_extractor(hb_model *m, hb_train_arena *a, const hb_params *gp) {
+  const hb_config *c = &m->cfg;
+  const hb_backend *be = m->ctx->be;
+  hb_ctx *ctx = m->ctx;
+  const int B = a->B;
+  int Tl[HB_MAX_CONV + 1];
+  Tl[0] = (int)a->L;
+  for (int l = 0; l < c->num_conv; l++) Tl[l + 1] = (Tl[l] - c->conv_kernel[l]) / c->conv_stride[l] + 1;
+  for (int l = c->num_conv - 1; l >= 0; l--) {
+    const hb_conv_params *cp = &m->p.conv[l];
+    const hb_conv_params *cg = &gp->conv[l];
+    const int Co = c->conv_dim[l], Ci = l ? c->conv_dim[l - 1] : 1, To = Tl[l + 1];
+    const size_t n = (size_t)B * To * Co;
+    float *dy = a->gconv[l & 1];  // (B, To, Co) gradient of the block's GELU output
+    if (c->feat_extract_norm_layer) {
+      HB_TRY(be->gelu_backward(ctx, dy, dy, a->conv_nrm[l], n));
+      HB_TRY(be->layer_norm_backward(ctx, dy, cg->norm_w, cg->norm_b, dy, a->conv_pre[l], a->conv_st[l], cp->norm_w,
+                                     B * To, Co));
+    } else if (l == 0) {
+      HB_TRY(be->gelu_backward(ctx, dy, dy, a->conv_nrm[l], n));
+      HB_TRY(be->group_norm_backward(ctx, dy, cg->norm_w, cg->norm_b, dy, a->conv_pre[l], a->conv_st[l], cp->norm_w, B,
+                                     To, Co, Co));
+    } else {
+      HB_TRY(be->gelu_backward(ctx, dy, dy, a->conv_pre[l], n));
+    }
+    const float *x = l ? a->conv_act[l - 1] : a->wave;
+    float *dx = l ? a->gconv[(l - 1) & 1] : NULL;
+    HB_TRY(be->conv1d_backward(ctx, dx, cg->w, cg->b, dy, x, cp->w, B, Tl[l], Ci, Co, c->conv_kernel[l],
+                               c->conv_stride[l], 0, 1));
+  }
+  return 0;
+}
+
+int model_backward(hb_model *m, hb_train_arena *a, float *const *d_hidden, const float *d_features,
+                   float feature_grad_mult, float *grads) {
+  const hb_config *c = &m->cfg;
+  const hb_backend *be = m->ctx->be;
+  hb_ctx *ctx = m->ctx;
+  if (a->B < 1) return hb_fail("model_backward: no training forward ran on this arena");
+  hb_params gp;
+  params_bind(&gp, &m->layout, grads);
+  const int B = a->B, T = a->T, H = c->hidden_size, NL = c->num_hidden_layers, N = B * T;
+  const int Cc = c->conv_dim[c->num_conv - 1];
+  const size_t n = (size_t)N * H, bytes = sizeof(float) * n;
+  float *g = a->g;
+
+  // Top: g = d (output of the last computed layer).
+  if (c->do_stable_layer_norm) {
+    HB_TRY(be->zero(ctx, g, bytes));
+    if (d_hidden && d_hidden[NL]) {
+      const float *fin_in = a->h0;  // input of the final LN: the last layer not dropped
+      for (int l = NL - 1; l >= 0; l--)
+        if (!a->dropped[l]) {
+          fin_in = a->layer[l].out;
+          break;
+        }
+      HB_TRY(be->layer_norm_backward(ctx, g, gp.enc_ln_w, gp.enc_ln_b, d_hidden[NL], fin_in, a->fin_st, m->p.enc_ln_w,
+                                     N, H));
+    }
+  } else if (d_hidden && d_hidden[NL]) {
+    HB_TRY(be->copy(ctx, g, d_hidden[NL], bytes));
+  } else {
+    HB_TRY(be->zero(ctx, g, bytes));
+  }
+  for (int l = NL - 1; l >= 0; l--) {
+    if (l + 1 < NL && d_hidden && d_hidden[l + 1]) HB_TRY(be->axpy(ctx, g, 1.0f, d_hidden[l + 1], n));
+    if (a->dropped[l]) continue;
+    HB_TRY(backward_layer(m, a, &gp.layers[l], l, a->hidden[l]));
+  }
+  if (d_hidden && d_hidden[0]) HB_TRY(be->axpy(ctx, g, 1.0f, d_hidden[0], n));
+
+  // hidden[0] = drop(LN_enc(e)) (post-LN) or drop(e): g -> d e.
+  HB_TRY(dropout_inplace(ctx, a, g, n, c->hidden_dropout, -1, SITE_ENC));
+  if (!c->do_stable_layer_norm)
+    HB_TRY(be->layer_norm_backward(ctx, g, gp.enc_ln_w, gp.enc_ln_b, g, a->e, a->enc_st, m->p.enc_ln_w, N, H));
+  // e = x0 + GELU(pc)[:T]: d pc is g on the first T frames of each utterance, 0 on the extra one.
+  const int K = c->num_conv_pos_embeddings, G = c->num_conv_pos_embedding_groups;
+  const int Tpos = T + 2 * (K / 2) - K + 1;
+  const size_t npc = (size_t)B * Tpos * H;
+  if (Tpos != T) HB_TRY(be->zero(ctx, a->gpc, sizeof(float) * npc));
+  for (int b = 0; b < B; b++)
+    HB_TRY(be->copy(ctx, a->gpc + (size_t)b * Tpos * H, g + (size_t)b * T * H, sizeof(float) * (size_t)T * H));
+  HB_TRY(be->gelu_backward(ctx, a->gpc, a->gpc, a->pc, npc));
+  const size_t nw = (size_t)H * (H / G) * K;
+  HB_TRY(be->zero(ctx, a->gpos_w, sizeof(float) * nw));
+  HB_TRY(be->conv1d_backward(ctx, a->gt, a->gpos_w, gp.pos_b, a->gpc, a->x0, a->pos_w, B, T, H, H, K, 1, K / 2, G));
+  HB_TRY(be->weight_norm_backward(ctx, gp.pos_v, gp.pos_g, a->gpos_w, m->p.pos_v, m->p.pos_g, H, H / G, K));
+  HB_TRY(be->axpy(ctx, g, 1.0f, a->gt, n));  // g = d x0
+
+  // x0: masked frames are masked_spec_embed (their gradient goes there, not to the projection),
+  // padded frames were zeroed, then dropout of the projection.
+  if (a->has_mask)
+    for (int i = 0; i < N; i++)
+      if (a->mask[i]) {
+        HB_TRY(be->axpy(ctx, gp.mask_emb, 1.0f, g + (size_t)i * H, (size_t)H));
+        HB_TRY(be->zero(ctx, g + (size_t)i * H, sizeof(float) * H));
+      }
+  HB_TRY(be->mask_padding_backward(ctx, g, a->frames, B, T, H));
+  HB_TRY(dropout_inplace(ctx, a, g, n, c->feat_proj_dropout, -1, SITE_PROJ));
+  float *df = a->gconv[(c->num_conv - 1) & 1];  // (B, T, Cc) d features
+  const float *fin = c->feat_proj_layer_norm ? a->fp_ln : a->features;
+  HB_TRY(be->linear_backward(ctx, df, gp.fp_w, gp.fp_b, g, fin, m->p.fp_w, N, Cc, H));
+  if (c->feat_proj_layer_norm)
+    HB_TRY(be->layer_norm_backward(ctx, df, gp.fp_ln_w, gp.fp_ln_b, df, a->features, a->fp_st, m->p.fp_ln_w, N, Cc));
+  const size_t nf = (size_t)N * Cc;
+  if (d_features) HB_TRY(be->axpy(ctx, df, 1.0f, d_features, nf));
+  if (feature_grad_mult != 1.0f) HB_TRY(be->scale(ctx, df, df, feature_grad_mult, nf));
+  if (feature_grad_mult == 0.0f) return 0;  // fairseq: no gradient into a frozen extractor
+  return backward_extractor(m, a, &gp);
+}
