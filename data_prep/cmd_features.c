@@ -2,15 +2,20 @@
 // (dataset "feats", kind "mfcc"/"fbank", rate 100).
 //
 // Files are read and featurised in parallel (OpenMP, dynamic schedule, one file at a time per
-// thread) and appended to the writer in an ordered region, so the file is the same whatever the
-// thread count, writing overlaps the other threads' work, and memory is one utterance per
-// thread. Each thread reuses its audio and feature buffers across files (no per-file page
-// faults).
+// thread) into a reorder window of W = 4 x threads result slots; whichever thread finds the
+// next-in-order slot ready writes all consecutive ready slots, so the file is the same whatever
+// the thread count, writing overlaps the other threads' work, no thread waits on another unless
+// the window is full, and memory is bounded by W utterances. Threads reuse their audio buffer
+// and slots their feature buffers across files (no per-file page faults).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <omp.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -20,14 +25,32 @@
 #include "data_prep/inputs.h"
 #include "data_prep/kaldi_feats.h"
 
+#define WINDOW_PER_THREAD 4
+
 typedef struct {
-  hb_audio audio;    // reused: samples has audio_cap floats
-  size_t audio_cap;
   float *feats;      // (frames, dim), reused: feats_cap floats
   size_t feats_cap;
   int64_t frames;
+  size_t samples;
   char *err;         // NULL on success
-} utt_work;
+  int ready;         // computed, not yet written
+} utt_slot;
+
+// The reorder window and the writer's state; fields below `lock` are guarded by it, the
+// writer's counters belong to the thread holding the writer role (`writing`).
+typedef struct {
+  hb_featfile_writer *w;
+  const hb_input_list *in;
+  int skip_bad, nslots;
+  utt_slot *slots;   // (nslots,): input i lives in slots[i % nslots]
+  omp_lock_t lock;
+  int next_write;    // inputs [0, next_write) are written (or skipped)
+  int writing;       // a thread is draining the window
+  int status;        // -1 after the first error (read atomically outside the lock)
+  char *fail_msg;    // the failing thread's message (hb_fail messages are thread-local)
+  int64_t written, frames, skipped;
+  double seconds;
+} feat_window;
 
 static char *dup_errmsg(void) {
   const char *m = hb_errmsg();
@@ -35,30 +58,95 @@ static char *dup_errmsg(void) {
   return s;
 }
 
-static void process_one(const hb_kaldi_feats *k, const hb_audio_opts *ao, const char *path, utt_work *r) {
+static void process_one(const hb_kaldi_feats *k, const hb_audio_opts *ao, const char *path, hb_audio *audio,
+                        size_t *audio_cap, utt_slot *r) {
   r->frames = 0;
+  r->samples = 0;
   r->err = NULL;
   hb_clear_error();
-  if (audio_read_into(path, ao, &r->audio, &r->audio_cap)) {
+  if (audio_read_into(path, ao, audio, audio_cap)) {
     r->err = dup_errmsg();
     return;
   }
-  r->frames = kaldi_num_frames(k, r->audio.n);
+  r->samples = audio->n;
+  r->frames = kaldi_num_frames(k, audio->n);
   size_t nf = 0;
   if (hb_mul_size((size_t)r->frames, (size_t)k->dim, &nf) == 0) {
-    if (nf <= r->feats_cap && r->feats) {
-      if (kaldi_feats_compute(k, r->audio.samples, r->audio.n, r->feats) == 0) return;
-    } else {
+    if (!r->feats || nf > r->feats_cap) {
       free(r->feats);
       r->feats_cap = 0;
-      if ((r->feats = hb_malloc((nf ? nf : 1) * sizeof(float)))) {
-        r->feats_cap = nf ? nf : 1;
-        if (kaldi_feats_compute(k, r->audio.samples, r->audio.n, r->feats) == 0) return;
-      }
+      if ((r->feats = hb_malloc((nf ? nf : 1) * sizeof(float)))) r->feats_cap = nf ? nf : 1;
     }
+    if (r->feats && kaldi_feats_compute(k, audio->samples, audio->n, r->feats) == 0) return;
   }
   hb_fail_prefix("%s", path);
   r->err = dup_errmsg();
+}
+
+// Writes (or reports) the one slot of input i; called by the thread holding the writer role.
+static void window_write_slot(feat_window *fw, int i, utt_slot *r) {
+  int status;
+#pragma omp atomic read
+  status = fw->status;
+  if (status != 0) {
+  } else if (r->err) {
+    if (fw->skip_bad) {
+      fprintf(stderr, "skipping: %s\n", r->err);
+      fw->skipped++;
+    } else {
+      hb_fail("%s (nothing written; --skip-bad skips such files)", r->err);
+      fw->fail_msg = dup_errmsg();
+#pragma omp atomic write
+      fw->status = -1;
+    }
+  } else {
+    const float *data[] = {r->feats};
+    if (featfile_append(fw->w, fw->in->utt_id[i], r->frames, data)) {
+      fw->fail_msg = dup_errmsg();
+#pragma omp atomic write
+      fw->status = -1;
+    } else {
+      fw->written++;
+      fw->frames += r->frames;
+      fw->seconds += (double)r->samples / HB_SAMPLE_RATE;
+    }
+  }
+  free(r->err);
+  r->err = NULL;
+}
+
+// Marks input i's slot ready; unless another thread is draining, writes every consecutive ready
+// slot from next_write on (outside the lock, so other threads keep marking theirs).
+static void window_mark_ready(feat_window *fw, int i) {
+  omp_set_lock(&fw->lock);
+  fw->slots[i % fw->nslots].ready = 1;
+  if (!fw->writing) {
+    fw->writing = 1;
+    while (fw->next_write < fw->in->n && fw->slots[fw->next_write % fw->nslots].ready) {
+      int j = fw->next_write;
+      utt_slot *r = &fw->slots[j % fw->nslots];
+      omp_unset_lock(&fw->lock);
+      window_write_slot(fw, j, r);
+      omp_set_lock(&fw->lock);
+      r->ready = 0;
+      fw->next_write = j + 1;
+    }
+    fw->writing = 0;
+  }
+  omp_unset_lock(&fw->lock);
+}
+
+// Blocks until input i's slot is free (input i - nslots written): only when one slow file holds
+// back the window.
+static void window_wait_slot(feat_window *fw, int i) {
+  for (;;) {
+    omp_set_lock(&fw->lock);
+    int free_slot = i < fw->next_write + fw->nslots;
+    omp_unset_lock(&fw->lock);
+    if (free_slot) return;
+    struct timespec ts = {0, 100000};  // 0.1 ms
+    nanosleep(&ts, NULL);
+  }
 }
 
 static int write_features(hb_kaldi_kind kind, const char *out, int resample, int channel, int skip_bad,
@@ -97,6 +185,13 @@ static int write_features(hb_kaldi_kind kind, const char *out, int resample, int
   if (kind == KALDI_FBANK && mel_bins != 0 && (mel_bins < 4 || mel_bins > 256))
     return hb_fail("--num-mel-bins %d: must be in 4..256", mel_bins);
 
+#ifdef __GLIBC__
+  // Each featfile_append's H5Dwrite of the variable-length utt_id callocs and frees HDF5's
+  // 1 MiB type-conversion and background buffers; above glibc's mmap threshold every one is a
+  // fresh mapping whose page faults cost ~1/3 of this command. Keep such blocks in the heap.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
   hb_kaldi_feats k;
   if (kaldi_feats_init(&k, kind, HB_SAMPLE_RATE, mel_bins, deltas)) return -1;
   hb_input_list in;
@@ -130,54 +225,43 @@ static int write_features(hb_kaldi_kind kind, const char *out, int resample, int
     kaldi_feats_free(&k);
     return -1;
   }
-  int64_t written = 0, frames = 0, skipped = 0;
-  double seconds = 0.0;
-  int status = 0;
-  char *fail_msg = NULL;  // hb_fail messages are thread-local: the failing thread's copy
+  feat_window fw;
+  memset(&fw, 0, sizeof fw);
+  fw.w = w;
+  fw.in = &in;
+  fw.skip_bad = skip_bad;
+  fw.nslots = WINDOW_PER_THREAD * omp_get_max_threads();
+  fw.slots = hb_calloc((size_t)fw.nslots, sizeof *fw.slots);
+  if (fw.slots) {
+    omp_init_lock(&fw.lock);
 #pragma omp parallel
-  {
-    utt_work r;
-    memset(&r, 0, sizeof r);
-#pragma omp for ordered schedule(dynamic, 1)
-    for (int i = 0; i < in.n; i++) {
-      int stop;
+    {
+      hb_audio audio = {0};
+      size_t audio_cap = 0;
+#pragma omp for schedule(dynamic, 1)
+      for (int i = 0; i < in.n; i++) {
+        window_wait_slot(&fw, i);
+        int stop;
 #pragma omp atomic read
-      stop = status;
-      if (!stop) process_one(&k, &ao, in.path[i], &r);
-#pragma omp ordered
-      {
-        if (status == 0 && r.err) {
-          if (skip_bad) {
-            fprintf(stderr, "skipping: %s\n", r.err);
-            skipped++;
-          } else {
-            hb_fail("%s (nothing written; --skip-bad skips such files)", r.err);
-            fail_msg = dup_errmsg();
-#pragma omp atomic write
-            status = -1;
-          }
-        } else if (status == 0) {
-          const float *data[] = {r.feats};
-          if (featfile_append(w, in.utt_id[i], r.frames, data)) {
-            fail_msg = dup_errmsg();
-#pragma omp atomic write
-            status = -1;
-          } else {
-            written++;
-            frames += r.frames;
-            seconds += (double)r.audio.n / HB_SAMPLE_RATE;
-          }
-        }
-        free(r.err);
-        r.err = NULL;
+        stop = fw.status;
+        if (!stop) process_one(&k, &ao, in.path[i], &audio, &audio_cap, &fw.slots[i % fw.nslots]);
+        window_mark_ready(&fw, i);
       }
+      audio_free(&audio);
     }
-    audio_free(&r.audio);
-    free(r.feats);
+    omp_destroy_lock(&fw.lock);
+    for (int s = 0; s < fw.nslots; s++) free(fw.slots[s].feats);
+    free(fw.slots);
+  } else {
+    fw.status = -1;
+    fw.fail_msg = dup_errmsg();
   }
+  int status = fw.status;
+  int64_t written = fw.written, frames = fw.frames, skipped = fw.skipped;
+  double seconds = fw.seconds;
   if (status != 0) {
-    hb_fail("%s", fail_msg ? fail_msg : "out of memory");
-    free(fail_msg);
+    hb_fail("%s", fw.fail_msg ? fw.fail_msg : "out of memory");
+    free(fw.fail_msg);
   }
   if (status == 0 && written == 0) {
     hb_fail("%s: no utterance could be read (%lld skipped); nothing written", out, (long long)skipped);
