@@ -181,10 +181,31 @@ static inline vlane log_lanes(vlane x) {
   return f + y + ef * 0.693359375f;
 }
 
-// Scratch doubles for one block: zr, zi (M, KB), power (M+1, KB), mel (num_mel_bins, KB), y (frame_len).
+// Scratch kreals for one block: zr, zi (M, KB), power (M+1, KB), mel (num_mel_bins, KB),
+// frames (KB, frame_len).
 static size_t block_scratch_len(const hb_kaldi_feats *k) {
   size_t M = (size_t)k->nfft / 2;
-  return (2 * M + M + 1 + (size_t)k->num_mel_bins) * KB + (size_t)k->frame_len;
+  return (2 * M + M + 1 + (size_t)k->num_mel_bins + (size_t)k->frame_len) * KB;
+}
+
+typedef double v4d __attribute__((vector_size(4 * sizeof(double))));
+typedef float v4f __attribute__((vector_size(4 * sizeof(float))));
+
+// Mean of x (L,) summed in double (4 + 4 lanes).
+HB_HOT static double frame_mean(const float *x, int L) {
+  v4d s0 = {0}, s1 = {0};
+  int j = 0;
+  for (; j + 8 <= L; j += 8) {
+    v4f a, b;
+    memcpy(&a, x + j, sizeof a);
+    memcpy(&b, x + j + 4, sizeof b);
+    s0 += __builtin_convertvector(a, v4d);
+    s1 += __builtin_convertvector(b, v4d);
+  }
+  v4d s = s0 + s1;
+  double t = (s[0] + s[1]) + (s[2] + s[3]);
+  for (; j < L; j++) t += x[j];
+  return t / L;
 }
 
 // In-place radix-2 DIT complex FFT of size M on KB interleaved lanes; input in bit-reversed order.
@@ -222,32 +243,30 @@ HB_HOT static void compute_block(const hb_kaldi_feats *k, const float *wave, int
     ((vlane *)zr)[k->bitrev[m]] = zero;
     ((vlane *)zi)[k->bitrev[m]] = zero;
   }
-  kreal *y = melv + (size_t)nm * KB;  // (frame_len,) one windowed frame
+  kreal *yb = melv + (size_t)nm * KB;  // (KB, frame_len) windowed frames, one row per lane
   for (int b = 0; b < nv; b++) {
     const float *x = wave + (size_t)(f0 + b) * (size_t)k->frame_shift;
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;  // 4 chains: the adds pipeline
-    int j = 0;
-    for (; j + 4 <= L; j += 4) {
-      s0 += x[j];
-      s1 += x[j + 1];
-      s2 += x[j + 2];
-      s3 += x[j + 3];
-    }
-    for (; j < L; j++) s0 += x[j];
-    kreal mean = (kreal)((s0 + s1 + s2 + s3) / L);
+    kreal mean = (kreal)frame_mean(x, L), *y = yb + (size_t)b * (size_t)L;
     // y[j] = (s[j] - 0.97 s[max(j-1, 0)]) * window[j], s = x - mean
     y[0] = ((x[0] - mean) - (kreal)KALDI_PREEMPH * (x[0] - mean)) * k->window[0];
-    for (j = 1; j < L; j++) y[j] = ((x[j] - mean) - (kreal)KALDI_PREEMPH * (x[j - 1] - mean)) * k->window[j];
-    // z[m] = y[2m] + i y[2m+1], stored at the bit-reversed position (zero past the window)
-    for (j = 0; j + 1 < L; j += 2) {
-      int slot = k->bitrev[j >> 1] * KB + b;
-      zr[slot] = y[j];
-      zi[slot] = y[j + 1];
+    for (int j = 1; j < L; j++) y[j] = ((x[j] - mean) - (kreal)KALDI_PREEMPH * (x[j - 1] - mean)) * k->window[j];
+  }
+  // z[m] = y[2m] + i y[2m+1] of the KB frames as one vector each, stored at the bit-reversed
+  // position (rows of dead lanes hold finite values of earlier blocks or zeros)
+  for (int m = 0; m < L / 2; m++) {
+    vlane re, im;
+    for (int b = 0; b < KB; b++) {
+      re[b] = yb[(size_t)b * (size_t)L + 2 * (size_t)m];
+      im[b] = yb[(size_t)b * (size_t)L + 2 * (size_t)m + 1];
     }
-    if (L & 1) {
-      zr[k->bitrev[L >> 1] * KB + b] = y[L - 1];
-      zi[k->bitrev[L >> 1] * KB + b] = 0;
-    }
+    ((vlane *)zr)[k->bitrev[m]] = re;
+    ((vlane *)zi)[k->bitrev[m]] = im;
+  }
+  if (L & 1) {
+    vlane re, zero = {0};
+    for (int b = 0; b < KB; b++) re[b] = yb[(size_t)b * (size_t)L + (size_t)L - 1];
+    ((vlane *)zr)[k->bitrev[L / 2]] = re;
+    ((vlane *)zi)[k->bitrev[L / 2]] = zero;
   }
   fft_lanes(k, (vlane *)zr, (vlane *)zi);
   // split into the real spectrum, power |X[k]|^2 for k = 0..M
