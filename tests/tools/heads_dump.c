@@ -14,13 +14,21 @@
 #include "models/hubert_mask.h"
 
 static const char *g_dir;
+static void *g_allocs[64];  // everything allocated, freed at exit (clean under LeakSanitizer)
+static int g_nallocs;
+
+static void *al(size_t count, size_t size) {
+  void *p = calloc(count ? count : 1, size);
+  if (!p || g_nallocs == 64) { fprintf(stderr, "heads_dump: out of memory\n"); exit(2); }
+  return g_allocs[g_nallocs++] = p;
+}
 
 static void *rd(const char *name, size_t bytes) {
   char path[1024];
   snprintf(path, sizeof path, "%s/%s.bin", g_dir, name);
   FILE *f = fopen(path, "rb");
   if (!f) { fprintf(stderr, "heads_dump: cannot open %s\n", path); exit(2); }
-  void *p = calloc(1, bytes ? bytes : 1);
+  void *p = al(1, bytes);
   if (fread(p, 1, bytes, f) != bytes) { fprintf(stderr, "heads_dump: %s is short (want %zu bytes)\n", path, bytes); exit(2); }
   fclose(f);
   return p;
@@ -74,10 +82,10 @@ static void run_pred(hb_ctx *ctx) {
   int *lab = rd("labels", sizeof(int) * S * B * T);
   uint8_t *mask = rd("mask", (size_t)B * T);
   int *len = rd("len", sizeof(int) * B);
-  g.final_proj_w = calloc((size_t)Fout * H, 4);
-  g.final_proj_b = calloc(Fout, 4);
-  g.label_embs = calloc((size_t)sumK * F, 4);
-  float *dx = calloc((size_t)B * T * H, 4);
+  g.final_proj_w = al((size_t)Fout * H, 4);
+  g.final_proj_b = al(Fout, 4);
+  g.label_embs = al((size_t)sumK * F, 4);
+  float *dx = al((size_t)B * T * H, 4);
   const int *labels[HB_MAX_LABEL_SETS];
   for (int s = 0; s < S; s++) labels[s] = lab + (size_t)s * B * T;
   hb_heads_ws ws;
@@ -107,7 +115,7 @@ static void run_pred(hb_ctx *ctx) {
   }
   // feature penalty on x itself with coef = 10 * count_m
   double pen;
-  float *dfe = calloc((size_t)B * T * H, 4);
+  float *dfe = al((size_t)B * T * H, 4);
   if (heads_feature_penalty(&ws, &pen, dfe, x, (size_t)B * T * H, 10.0 * st.count_m)) die("penalty");
   wr("pen", &pen, sizeof pen);
   wr("dpen", dfe, sizeof(float) * B * T * H);
@@ -133,14 +141,14 @@ static void run_topic(hb_ctx *ctx) {
   if (Hh) {
     p.topic_hid_w = rd("hw", sizeof(float) * Hh * H);
     p.topic_hid_b = rd("hb", sizeof(float) * Hh);
-    g.topic_hid_w = calloc((size_t)Hh * H, 4);
-    g.topic_hid_b = calloc(Hh, 4);
+    g.topic_hid_w = al((size_t)Hh * H, 4);
+    g.topic_hid_b = al(Hh, 4);
   }
   p.topic_w = rd("w", sizeof(float) * K * Hin);
   p.topic_b = rd("b", sizeof(float) * K);
-  g.topic_w = calloc((size_t)K * Hin, 4);
-  g.topic_b = calloc(K, 4);
-  float *dx = calloc((size_t)B * T * H, 4);
+  g.topic_w = al((size_t)K * Hin, 4);
+  g.topic_b = al(K, 4);
+  float *dx = al((size_t)B * T * H, 4);
   hb_heads_ws ws;
   heads_ws_init(&ws, ctx);
   hb_topic_opts o = {weight, mean};
@@ -174,9 +182,9 @@ static void run_ctc(hb_ctx *ctx) {
   int *il = rd("in_len", sizeof(int) * B), *tl = rd("tgt_len", sizeof(int) * B), *tg = rd("targets", sizeof(int) * B * S);
   p.ctc_w = rd("w", sizeof(float) * V * H);
   p.ctc_b = rd("b", sizeof(float) * V);
-  g.ctc_w = calloc((size_t)V * H, 4);
-  g.ctc_b = calloc(V, 4);
-  float *dx = calloc((size_t)B * T * H, 4), *lb = calloc(B, 4);
+  g.ctc_w = al((size_t)V * H, 4);
+  g.ctc_b = al(V, 4);
+  float *dx = al((size_t)B * T * H, 4), *lb = al(B, 4);
   hb_heads_ws ws;
   heads_ws_init(&ws, ctx);
   hb_ctc_opts o = {mean, 0};
@@ -188,7 +196,7 @@ static void run_ctc(hb_ctx *ctx) {
   wr("dw", g.ctc_w, sizeof(float) * V * H);
   wr("db", g.ctc_b, sizeof(float) * V);
   wr("logits", ws.ctc_logits, sizeof(float) * B * T * V);
-  int *dec = calloc((size_t)B * T, sizeof(int)), *dl = calloc(B, sizeof(int));
+  int *dec = al((size_t)B * T, sizeof(int)), *dl = al(B, sizeof(int));
   heads_ctc_greedy(ws.ctc_logits, il, B, T, V, 0, dec, dl);
   wr("dec", dec, sizeof(int) * B * T);
   wr("dec_len", dl, sizeof(int) * B);
@@ -207,8 +215,8 @@ static void run_mask(void) {
   int *len = rd("len", sizeof(int) * B);
   long valid = 0;
   for (int b = 0; b < B; b++) valid += len[b];
-  uint8_t *m = calloc((size_t)B * T, 1), *first = calloc((size_t)B * T, 1);
-  double *frac = calloc(draws, sizeof(double));
+  uint8_t *m = al((size_t)B * T, 1), *first = al((size_t)B * T, 1);
+  double *frac = al(draws, sizeof(double));
   hb_rng r;
   rng_init(&r, seed);
   for (int d = 0; d < draws; d++) {
@@ -234,5 +242,6 @@ int main(int argc, char **argv) {
   else if (!strcmp(argv[1], "mask")) run_mask();
   else { fprintf(stderr, "heads_dump: unknown mode %s\n", argv[1]); return 2; }
   ops_ctx_free(&ctx);
+  for (int i = 0; i < g_nallocs; i++) free(g_allocs[i]);
   return 0;
 }
