@@ -494,7 +494,11 @@ void train_config_list(FILE *f, int markdown) {
       const cfg_key *k = &cfg_keys[i];
       if (strcmp(k->section, cfg_sections[s])) continue;
       char range[96] = "";
-      if (k->type == CK_ENUM) snprintf(range, sizeof range, "%s", k->choices);
+      if (k->type == CK_ENUM) {
+        snprintf(range, sizeof range, "%s", k->choices);
+        for (char *q = range; markdown && *q; q++)
+          if (*q == '|') *q = '/';  // a bare '|' would split the markdown cell
+      }
       else if (k->type == CK_INT || k->type == CK_LONG || k->type == CK_DOUBLE || k->type == CK_DLIST)
         snprintf(range, sizeof range, "[%g, %g]", k->min, k->max);
       const char *def = k->def[0] ? k->def : "\"\"";
@@ -502,7 +506,7 @@ void train_config_list(FILE *f, int markdown) {
       if (markdown)
         fprintf(f, "| `%s.%s` | %s | `%s` | %s | %s%s |\n", k->section, k->key, type_names[k->type], def, range, k->help, note);
       else
-        fprintf(f, "  %-36s %-11s %-18s %-22s %s%s\n", k->key, type_names[k->type], def, range, k->help, note);
+        fprintf(f, "  %-26s %-11s %-18s %-16s %s%s\n", k->key, type_names[k->type], def, range, k->help, note);
     }
   }
 }
