@@ -52,6 +52,10 @@ static void *host_get(hb_heads_ws *w, int i, size_t bytes) {
   return q;
 }
 
+// The heads' ops are late members of the table; a backend may not have them yet.
+#define NEED_OP(be, op) \
+  do { if (!(be)->op) return hb_fail("backend '%s' does not implement '%s' (kernels/ops.h)", (be)->name, #op); } while (0)
+
 void heads_pred_opts_default(hb_pred_opts *o) {
   o->masked_weight = 1.0f;
   o->nomask_weight = 0.0f;
@@ -75,6 +79,9 @@ int heads_pred_loss(hb_heads_ws *w, const hb_config *c, const hb_params *p, hb_p
   const hb_backend *be = ctx->be;
   const int H = c->hidden_size, F = c->final_dim, S = c->num_label_sets;
   memset(st, 0, sizeof *st);
+  NEED_OP(be, gather_rows);
+  NEED_OP(be, scatter_rows);
+  NEED_OP(be, cosine_ce);
   if (F <= 0 || S <= 0 || !p->final_proj_w || !p->label_embs)
     return hb_fail("masked-prediction head: the model has no final_proj / label embeddings (final_dim %d, %d label sets)", F, S);
   const int Fout = c->untie_final_proj ? F * S : F;
@@ -200,6 +207,9 @@ int heads_topic_loss(hb_heads_ws *w, const hb_config *c, const hb_params *p, hb_
   hb_ctx *ctx = w->ctx;
   const hb_backend *be = ctx->be;
   const int H = c->hidden_size, K = c->topic_k, Hh = c->topic_hidden;
+  NEED_OP(be, softmax_ce);
+  NEED_OP(be, seq_mean_pool);
+  NEED_OP(be, seq_mean_pool_backward);
   if (K <= 0 || !p->topic_w) return hb_fail("topic head: the model has no topic head (topic_k %d)", K);
   const int Hin = Hh > 0 ? Hh : H;
   int *hlen = host_get(w, H_IDX, sizeof(int) * B);
@@ -268,6 +278,7 @@ int heads_ctc_loss(hb_heads_ws *w, const hb_config *c, const hb_params *p, hb_pa
   hb_ctx *ctx = w->ctx;
   const hb_backend *be = ctx->be;
   const int H = c->hidden_size, V = c->ctc_vocab;
+  NEED_OP(be, ctc_loss);
   if (V <= 0 || !p->ctc_w) return hb_fail("CTC head: the model has no CTC head (vocabulary size %d)", V);
   const size_t BT = (size_t)B * T;
   const int Sp = S > 0 ? S : 1;
