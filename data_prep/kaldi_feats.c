@@ -208,23 +208,50 @@ HB_HOT static double frame_mean(const float *x, int L) {
   return t / L;
 }
 
-// In-place radix-2 DIT complex FFT of size M on KB interleaved lanes; input in bit-reversed order.
+// In-place DIT complex FFT of size M on KB interleaved lanes; input in bit-reversed order.
 // One vlane holds element m of all KB frames, so every butterfly is a handful of vector ops
 // (GCC/Clang vector extension; lowered to AVX2 or SSE2 by the clone being compiled).
+// Radix-2 stages are fused in pairs: stages of half-size h and 2h on a0..a3 = z[i+j+{0,h,2h,3h}]
+//   b0,1 = a0 +- w1 a1,  b2,3 = a2 +- w1 a3      (w1 = W_2h^j)
+//   c0,2 = b0 +- w2 b2,  c1,3 = b1 -+ i w2 b3    (w2 = W_4h^j; W_4h^(j+h) = -i W_4h^j)
+// (3 complex multiplies per 4 points, one memory pass per 2 stages); an odd stage count starts
+// with one twiddle-free radix-2 stage.
 HB_HOT static void fft_lanes(const hb_kaldi_feats *k, vlane *restrict zr, vlane *restrict zi) {
-  int M = k->nfft / 2;
-  for (int len = 2; len <= M; len <<= 1) {
-    int half = len / 2, step = M / len;
-    for (int i = 0; i < M; i += len)
-      for (int j = 0; j < half; j++) {
-        kreal wr = (kreal)k->tw_re[j * step], wi = (kreal)k->tw_im[j * step];
-        int a = i + j, c = i + j + half;
-        vlane br = zr[c], bi = zi[c], ar = zr[a], ai = zi[a];
-        vlane tr = br * wr - bi * wi, ti = br * wi + bi * wr;
-        zr[c] = ar - tr;
-        zi[c] = ai - ti;
-        zr[a] = ar + tr;
-        zi[a] = ai + ti;
+  int M = k->nfft / 2, h = 1;
+  int stages = 0;
+  while ((1 << stages) < M) stages++;
+  if (stages & 1) {
+    for (int i = 0; i < M; i += 2) {
+      vlane ar = zr[i], ai = zi[i], br = zr[i + 1], bi = zi[i + 1];
+      zr[i] = ar + br;
+      zi[i] = ai + bi;
+      zr[i + 1] = ar - br;
+      zi[i + 1] = ai - bi;
+    }
+    h = 2;
+  }
+  for (; 4 * h <= M; h *= 4) {
+    int s1 = M / (2 * h), s2 = M / (4 * h);
+    for (int i = 0; i < M; i += 4 * h)
+      for (int j = 0; j < h; j++) {
+        kreal w1r = (kreal)k->tw_re[j * s1], w1i = (kreal)k->tw_im[j * s1];
+        kreal w2r = (kreal)k->tw_re[j * s2], w2i = (kreal)k->tw_im[j * s2];
+        int p0 = i + j, p1 = p0 + h, p2 = p1 + h, p3 = p2 + h;
+        vlane a1r = zr[p1], a1i = zi[p1], a3r = zr[p3], a3i = zi[p3];
+        vlane t1r = a1r * w1r - a1i * w1i, t1i = a1r * w1i + a1i * w1r;
+        vlane t3r = a3r * w1r - a3i * w1i, t3i = a3r * w1i + a3i * w1r;
+        vlane b0r = zr[p0] + t1r, b0i = zi[p0] + t1i, b1r = zr[p0] - t1r, b1i = zi[p0] - t1i;
+        vlane b2r = zr[p2] + t3r, b2i = zi[p2] + t3i, b3r = zr[p2] - t3r, b3i = zi[p2] - t3i;
+        vlane t2r = b2r * w2r - b2i * w2i, t2i = b2r * w2i + b2i * w2r;
+        vlane t4r = b3r * w2r - b3i * w2i, t4i = b3r * w2i + b3i * w2r;  // -i t4 = (t4i, -t4r)
+        zr[p0] = b0r + t2r;
+        zi[p0] = b0i + t2i;
+        zr[p2] = b0r - t2r;
+        zi[p2] = b0i - t2i;
+        zr[p1] = b1r + t4i;
+        zi[p1] = b1i - t4r;
+        zr[p3] = b1r - t4i;
+        zi[p3] = b1i + t4r;
       }
   }
 }
