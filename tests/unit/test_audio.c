@@ -167,6 +167,42 @@ int main(void) {
     CHECK_ERR(audio_read(tpath("nan.wav"), &o, &a), "non-finite sample (NaN or inf) at index 500");
   }
 
+  // audio_read_into: one caller-owned buffer across files: grows, keeps its memory for shorter
+  // files, survives errors (n = 0, buffer kept), and gives audio_read's samples bit for bit
+  {
+    hb_audio r = {0}, ref;
+    size_t cap = 0;
+    CHECK_OK(audio_read_into(tpath("short.wav"), &o, &r, &cap));
+    CHECK(r.n == 100 && cap >= 100 && r.samples != NULL);
+    CHECK_OK(audio_read_into(tpath("long.wav"), &o, &r, &cap));
+    CHECK_OK(audio_read(tpath("long.wav"), &o, &ref));
+    CHECK(r.n == N8 && cap >= N8 && ref.n == N8 && memcmp(r.samples, ref.samples, N8 * sizeof(float)) == 0);
+    audio_free(&ref);
+    float *kept = r.samples;
+    size_t kept_cap = cap;
+    CHECK_OK(audio_read_into(tpath("mono.wav"), &o, &r, &cap));
+    CHECK(r.n == N && r.samples == kept && cap == kept_cap && r.samples[1] == 32767.0f / 32768.0f);
+    CHECK_ERR(audio_read_into(tpath("garbage.wav"), &o, &r, &cap), "garbage.wav: cannot read as audio");
+    CHECK(r.n == 0 && r.samples == kept && cap == kept_cap);
+    CHECK_ERR(audio_read_into(tpath("nan.wav"), &o, &r, &cap), "non-finite sample (NaN or inf) at index 500");
+    CHECK_ERR(audio_read_into(tpath("cut.wav"), &o, &r, &cap), "truncated");
+    CHECK(r.n == 0 && r.samples != NULL);
+    o.channel = 1;
+    CHECK_OK(audio_read_into(tpath("stereo.wav"), &o, &r, &cap));
+    CHECK(r.n == N && r.samples[5] == -5.0f / 32768.0f && r.samples[N - 1] == -(float)(N - 1) / 32768.0f);
+    o.channel = -1;
+    o.resample = 1;
+    CHECK_OK(audio_read_into(tpath("8k.wav"), &o, &r, &cap));
+    CHECK_OK(audio_read(tpath("8k.wav"), &o, &ref));
+    CHECK(r.sample_rate == 16000 && r.n == ref.n && cap >= r.n && memcmp(r.samples, ref.samples, r.n * sizeof(float)) == 0);
+    audio_free(&ref);
+    o.resample = 0;
+    CHECK_OK(audio_read_into(tpath("long.wav"), &o, &r, &cap));
+    CHECK(r.n == N8 && cap >= N8);
+    printf("  audio_read_into: 9 reads (4 errors) into one buffer, capacity %zu\n", cap);
+    audio_free(&r);
+  }
+
   free(pcm);
   const char *names[] = {"mono.wav", "rt.wav", "mono.flac", "stereo.wav", "8k.wav", "empty.wav", "short.wav",
                          "garbage.wav", "long.wav", "cut.wav", "cut2.wav", "long.flac", "cut.flac", "nan.wav"};
