@@ -111,6 +111,7 @@ const cfg_key cfg_keys[] = {
     {"model", "encoder_layerdrop", CK_DOUBLE, F(model, encoder_layerdrop), "0.05", 0, 0.99, NULL, 0, "probability of skipping a whole transformer layer"},
     {"model", "feature_grad_mult", CK_DOUBLE, F(model, feature_grad_mult), "0.1", 0, 1e3, NULL, 0, "gradient scale into the conv extractor"},
     {"model", "logit_temp", CK_DOUBLE, F(model, logit_temp), "0.1", 1e-6, 1e3, NULL, 0, "cosine-similarity logit temperature"},
+    {"model", "conv_feature_layers", CK_STR, F(model, conv_feature_layers), "", NONE, 0, "fairseq's extractor spec; only its standard layout '[(D,10,5)] + [(D,3,2)] * 4 + [(D,2,2)] * 2' with D = model.conv_dim (\"\": that layout)"},
     {"model", "skip_masked", CK_BOOL, F(model, skip_masked), "false", NONE, CK_COMPAT, "fairseq option"},
     {"model", "skip_nomask", CK_BOOL, F(model, skip_nomask), "false", NONE, CK_COMPAT, "fairseq option"},
 
@@ -383,6 +384,18 @@ int train_config_validate(const hb_train_config *c) {
     return hb_fail("model.conv_pos_groups (%d) must divide model.encoder_embed_dim (%d)", c->model.conv_pos_groups, c->model.encoder_embed_dim);
   if (c->topic.layer > c->model.encoder_layers)
     return hb_fail("topic.layer (%d) exceeds model.encoder_layers (%d)", c->topic.layer, c->model.encoder_layers);
+  if (c->model.conv_feature_layers[0]) {  // compare without spaces and quotes
+    char got[128], want[128];
+    size_t o = 0;
+    for (const char *p = c->model.conv_feature_layers; *p && o + 1 < sizeof got; p++)
+      if (*p != ' ' && *p != '\'' && *p != '"') got[o++] = *p;
+    got[o] = 0;
+    int d = c->model.conv_dim;
+    snprintf(want, sizeof want, "[(%d,10,5)]+[(%d,3,2)]*4+[(%d,2,2)]*2", d, d, d);
+    if (strcmp(got, want))
+      return hb_fail("model.conv_feature_layers: only fairseq's standard layout '[(D,10,5)] + [(D,3,2)] * 4 + [(D,2,2)] * 2' "
+                     "with D = model.conv_dim (%d) is supported, got '%s'", d, c->model.conv_feature_layers);
+  }
   if (c->dataset.max_tokens < c->task.min_sample_size)
     return hb_fail("dataset.max_tokens (%ld) is below task.min_sample_size (%ld): no utterance fits a batch", c->dataset.max_tokens, c->task.min_sample_size);
   return 0;

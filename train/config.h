@@ -100,6 +100,7 @@ typedef struct {
     double dropout, attention_dropout, activation_dropout, dropout_input, dropout_features;
     double encoder_layerdrop, feature_grad_mult, logit_temp;
     int skip_masked, skip_nomask;  // fairseq compatibility
+    char conv_feature_layers[128];  // fairseq's extractor spec: only its standard layout (checked)
   } model;
   struct {
     double weight;               // lambda; 0 disables the head

@@ -16,6 +16,8 @@ static int load_ov(const char *yaml, int n, const char *a, const char *b) {
   return train_config_load_string(&g_cfg, yaml, "t.yaml", n, ov);
 }
 
+static int round_trip(const hb_train_config *a, const char *what);
+
 static void test_errors(void) {
   printf("error messages:\n");
   CHECK_ERR(load("optimisation:\n  lr: 1\n"), "t.yaml:1: unknown section 'optimisation' (did you mean 'optimization'?)");
@@ -131,6 +133,35 @@ static int round_trip(const hb_train_config *a, const char *what) {
   return rc;
 }
 
+// fairseq's examples/hubert/config/pretrain/hubert_base_librispeech.yaml (without its hydra:
+// section) loads as it is, with its two mandatory values given on the command line.
+static const char *kFairseqBase =
+    "# @package _group_\n\ncommon:\n  fp16: true\n  log_format: json\n  log_interval: 200\n  seed: 1337\n"
+    "  tensorboard_logdir: tblog\n\ncheckpoint:\n  save_interval_updates: 25000\n  keep_interval_updates: 1\n"
+    "  no_epoch_checkpoints: true\n\ndistributed_training:\n  ddp_backend: no_c10d\n  distributed_backend: 'nccl'\n"
+    "  distributed_world_size: 32\n  distributed_port: 29671\n  nprocs_per_node: 8\n  find_unused_parameters: true\n\n"
+    "task:\n  _name: hubert_pretraining\n  data: ???\n  label_dir: ???\n  labels: ???\n  label_rate: ${model.label_rate}\n"
+    "  sample_rate: 16000\n  max_sample_size: 250000\n  min_sample_size: 32000\n  pad_audio: false\n  random_crop: true\n"
+    "  normalize: false # must be consistent with extractor\n\ndataset:\n  num_workers: 6\n  max_tokens: 1400000\n"
+    "  skip_invalid_size_inputs_valid_test: true\n  validate_interval: 5\n  validate_interval_updates: 10000\n\n"
+    "criterion:\n  _name: hubert\n  pred_masked_weight: 1.0\n  pred_nomask_weight: 0.0\n  loss_weights: [10,]\n\n"
+    "optimization:\n  max_update: 400000\n  lr: [0.0005]\n  clip_norm: 10.0\n\noptimizer:\n  _name: adam\n"
+    "  adam_betas: (0.9,0.98)\n  adam_eps: 1e-06\n  weight_decay: 0.01\n\nlr_scheduler:\n  _name: polynomial_decay\n"
+    "  warmup_updates: 32000\n\nmodel:\n  _name: hubert\n  label_rate: ???\n  skip_masked: false\n  skip_nomask: false\n"
+    "  mask_prob: 0.80\n  extractor_mode: default\n  conv_feature_layers: '[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2'\n"
+    "  final_dim: 256\n  encoder_layerdrop: 0.05\n  dropout_input: 0.1\n  dropout_features: 0.1\n  dropout: 0.1\n"
+    "  attention_dropout: 0.1\n  feature_grad_mult: 0.1\n  untie_final_proj: true\n  activation_dropout: 0.0\n";
+
+static void test_fairseq(void) {
+  printf("fairseq's own config:\n");
+  char *ov[] = {"task.data=/x", "task.label_dir=/x", "task.labels=[\"km\"]", "model.label_rate=100"};
+  CHECK_ERR(train_config_load_string(&g_cfg, kFairseqBase, "fs.yaml", 0, NULL), "fs.yaml:25: task.data is '?\?\?'");
+  CHECK_OK(train_config_load_string(&g_cfg, kFairseqBase, "fs.yaml", 4, ov));
+  CHECK(g_cfg.model.label_rate == 100 && g_cfg.optimization.lr.v[0] == 0.0005 && g_cfg.model.untie_final_proj == 1);
+  CHECK_OK(round_trip(&g_cfg, "fairseq base"));
+  CHECK_ERR(load("model:\n  conv_feature_layers: '[(512,10,5)] * 2'\n"), "model.conv_feature_layers: only fairseq's standard layout");
+}
+
 static void test_round_trip(void) {
   printf("round trips:\n");
   CHECK_OK(load(""));
@@ -181,6 +212,7 @@ int main(void) {
   test_errors();
   test_values();
   test_round_trip();
+  test_fairseq();
   test_shipped();
   return test_summary("test_config");
 }
