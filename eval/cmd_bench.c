@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "models/hubert.h"
+#include "models/hubert_train.h"
 
 int model_config_from_arg(const char *arg, hb_config *c);  // eval/cmd_model.c
 
@@ -85,6 +86,73 @@ done:
   return rc;
 }
 
+// `hubert bench train`: one training step of the trunk (forward with dropout/LayerDrop + backward
+// of a synthetic loss sum(hidden[NL] * R)) on random weights and audio.
+static int bench_train(const char *config, int B, double seconds, int repeat, int threads) {
+  hb_config c;
+  HB_TRY(model_config_from_arg(config, &c));
+  hb_ctx ctx;
+  HB_TRY(ops_ctx_init(&ctx, "cpu", threads));
+  hb_model m;
+  hb_train_arena a;
+  int rc = -1, have_model = 0, have_arena = 0;
+  const long L = (long)(seconds * 16000);
+  float *wave = NULL, *grads = NULL, *R = NULL, **dh = NULL;
+  long *lens = NULL;
+  int *frames = NULL;
+  double *times = hb_calloc((size_t)repeat, sizeof(double));
+  if (!times || model_init(&m, &c, &ctx)) goto done;
+  have_model = 1;
+  if (model_init_random(&m, 1) || train_arena_init(&a, &m, B, L)) goto done;
+  have_arena = 1;
+  const int T = config_num_frames(&c, L);
+  const size_t n = (size_t)B * T * c.hidden_size;
+  wave = ctx.be->alloc(&ctx, sizeof(float) * (size_t)B * L);
+  R = ctx.be->alloc(&ctx, sizeof(float) * n);
+  grads = ctx.be->alloc(&ctx, sizeof(float) * m.layout.total);
+  lens = hb_malloc(sizeof(long) * (size_t)B);
+  frames = hb_malloc(sizeof(int) * (size_t)B);
+  dh = hb_calloc((size_t)c.num_hidden_layers + 1, sizeof(float *));
+  if (!wave || !R || !grads || !lens || !frames || !dh) goto done;
+  hb_rng r;
+  rng_init(&r, 7);
+  for (size_t i = 0; i < (size_t)B * L; i++) wave[i] = (float)(0.1 * rng_normal(&r));
+  for (size_t i = 0; i < n; i++) R[i] = (float)rng_normal(&r);
+  for (int b = 0; b < B; b++) lens[b] = L;
+  dh[c.num_hidden_layers] = R;
+  for (int i = -1; i < repeat; i++) {  // i = -1: warm-up
+    double t0 = now_s();
+    hb_train_opts opts = {1, (uint64_t)(i + 2)};
+    int Tf;
+    if (ctx.be->zero(&ctx, grads, sizeof(float) * m.layout.total) ||
+        model_forward_train(&m, &a, wave, lens, B, L, NULL, frames, &Tf, &opts) ||
+        model_backward(&m, &a, dh, NULL, 0.1f, grads) || ctx.be->sync(&ctx))
+      goto done;
+    if (i >= 0) times[i] = now_s() - t0;
+  }
+  qsort(times, (size_t)repeat, sizeof(double), cmp_double);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("bench train: config %s, batch %d x %.1f s, %d threads, %.2fM params, arena %.0f MB\n", config, B, seconds,
+         omp_get_max_threads(), model_num_params(&m) / 1e6, a.bytes / 1e6);
+  printf("bench train: forward+backward median %.3f s (min %.3f, max %.3f over %d runs), peak RSS %.0f MB\n",
+         times[repeat / 2], times[0], times[repeat - 1], repeat, ru.ru_maxrss / 1024.0);
+  printf("RESULT hubert_train_step_s=%.4f peak_rss_mb=%.0f\n", times[repeat / 2], ru.ru_maxrss / 1024.0);
+  rc = 0;
+done:
+  if (wave) ctx.be->free(&ctx, wave);
+  if (R) ctx.be->free(&ctx, R);
+  if (grads) ctx.be->free(&ctx, grads);
+  free(lens);
+  free(frames);
+  free(dh);
+  free(times);
+  if (have_arena) train_arena_free(&a, &m);
+  if (have_model) model_free(&m);
+  ops_ctx_free(&ctx);
+  return rc;
+}
+
 int cmd_bench(const hb_command *cmd, int argc, char **argv) {
   const char *config = "base";
   const char *device = "cpu";
@@ -102,8 +170,10 @@ int cmd_bench(const hb_command *cmd, int argc, char **argv) {
   int rc = cli_parse(cmd, opts, argc, argv, &npos, &pos);
   if (rc) return rc > 0 ? 0 : -1;
   const char *what = npos ? pos[0] : NULL;
-  if (!what || strcmp(what, "extract")) return hb_fail("hubert bench: expected 'extract' (got '%s')", what ? what : "");
+  if (!what || (strcmp(what, "extract") && strcmp(what, "train")))
+    return hb_fail("hubert bench: expected 'extract' or 'train' (got '%s')", what ? what : "");
   if (batch < 1 || repeat < 1 || seconds < 0.03) return hb_fail("hubert bench: --batch-size, --repeat must be >= 1, --seconds >= 0.03");
   if (threads > 0) omp_set_num_threads(threads);
+  if (!strcmp(what, "train")) return bench_train(config, batch, seconds, repeat, threads);
   return bench_extract(config, batch, seconds, repeat, threads, device);
 }
