@@ -31,11 +31,36 @@ void audio_free(hb_audio *a) {
   a->n = 0;
 }
 
+typedef int16_t v8s16 __attribute__((vector_size(8 * sizeof(int16_t))));
+typedef float v8f32 __attribute__((vector_size(8 * sizeof(float))));
+
+// x holds n int16 samples in its first 2n bytes; rewrites it as the n floats sample / 32768.
+// Runs from the end down in blocks of 8: block i reads int16 [i, i+8) (bytes [2i, 2i+16)) before
+// writing floats [i, i+8) (bytes [4i, 4i+32)), which only hold int16 >= 2i >= i, already
+// converted; so nothing is overwritten before it is read.
+static void pcm16_to_float_inplace(float *x, size_t n) {
+  const int16_t *s = (const int16_t *)(void *)x;
+  size_t i = n;
+  while (i % 8) {
+    i--;
+    x[i] = (float)s[i] * (1.0f / 32768.0f);
+  }
+  while (i > 0) {
+    i -= 8;
+    v8s16 v;
+    memcpy(&v, s + i, sizeof v);
+    v8f32 f = __builtin_convertvector(v, v8f32) * (1.0f / 32768.0f);
+    memcpy(x + i, &f, sizeof f);
+  }
+}
+
 // Reads every frame of channel `ch` from an open file into *xp (capacity *capp floats, grown
 // with realloc; kept on error for the caller to free). libsndfile's frame count is a header
 // claim (wrong for truncated files), so the samples actually read decide the length. Mono files
-// are read straight into the buffer; others through a de-interleaving block.
-static int read_channel(SNDFILE *sf, const char *path, int channels, int ch, sf_count_t hint,
+// are read straight into the buffer; others through a de-interleaving block. pcm16 (mono 16-bit
+// files): samples are read as int16 and scaled here (bit-identical to libsndfile's float
+// normalisation, and vectorised).
+static int read_channel(SNDFILE *sf, const char *path, int channels, int ch, int pcm16, sf_count_t hint,
                         float **xp, size_t *capp, size_t *n_out) {
   size_t want = hint > 0 && (uint64_t)hint < (uint64_t)SIZE_MAX / sizeof(float) - 1 ? (size_t)hint + 1 : AUDIO_BLOCK_FRAMES;
   if (want > ((size_t)1 << 24)) want = (size_t)1 << 24;   // don't trust a huge header claim up front
@@ -64,7 +89,10 @@ static int read_channel(SNDFILE *sf, const char *path, int channels, int ch, sf_
     }
     float *x = *xp;
     sf_count_t got;
-    if (channels == 1) {
+    if (channels == 1 && pcm16) {
+      got = sf_readf_short(sf, (short *)(x + n), (sf_count_t)(*capp - n));
+      if (got > 0) pcm16_to_float_inplace(x + n, (size_t)got);
+    } else if (channels == 1) {
       got = sf_readf_float(sf, x + n, (sf_count_t)(*capp - n));
     } else {
       got = sf_readf_float(sf, block, AUDIO_BLOCK_FRAMES);
@@ -131,18 +159,19 @@ int audio_read(const char *path, const hb_audio_opts *opts, hb_audio *out) {
 }
 
 // The first non-finite sample of x (n,), or n. The sum x * 0 is NaN iff some sample is NaN or
-// inf; it vectorises, the index search runs only on failure.
+// inf; it vectorises (8 lanes), the index search runs only on failure.
 static size_t first_nonfinite(const float *x, size_t n) {
-  float z0 = 0.0f, z1 = 0.0f, z2 = 0.0f, z3 = 0.0f;
+  v8f32 z = {0};
   size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    z0 += x[i] * 0.0f;
-    z1 += x[i + 1] * 0.0f;
-    z2 += x[i + 2] * 0.0f;
-    z3 += x[i + 3] * 0.0f;
+  for (; i + 8 <= n; i += 8) {
+    v8f32 v;
+    memcpy(&v, x + i, sizeof v);
+    z += v * 0.0f;
   }
-  for (; i < n; i++) z0 += x[i] * 0.0f;
-  if (z0 + z1 + z2 + z3 == 0.0f) return n;
+  float t = 0.0f;
+  for (int j = 0; j < 8; j++) t += z[j];
+  for (; i < n; i++) t += x[i] * 0.0f;
+  if (t == 0.0f) return n;
   for (i = 0; i < n && isfinite(x[i]); i++) {}
   return i;
 }
@@ -187,7 +216,8 @@ int audio_read_into(const char *path, const hb_audio_opts *opts, hb_audio *out, 
   // int16 PCM -> sample / 32768 (libsndfile's normalisation for integer formats)
   sf_command(sf, SFC_SET_NORM_FLOAT, NULL, SF_TRUE);
   size_t n = 0;
-  int rc = read_channel(sf, path, info.channels, ch, info.frames, &out->samples, cap, &n);
+  int pcm16 = info.channels == 1 && (info.format & SF_FORMAT_SUBMASK) == SF_FORMAT_PCM_16;
+  int rc = read_channel(sf, path, info.channels, ch, pcm16, info.frames, &out->samples, cap, &n);
   float *x = out->samples;
   long long claimed = 0, present = 0;
   int wav_cut = (info.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_WAV && wav_truncated(sf, &claimed, &present);
@@ -200,7 +230,7 @@ int audio_read_into(const char *path, const hb_audio_opts *opts, hb_audio *out, 
                    (long long)info.frames, n);
   }
   if (n == 0) return hb_fail("%s: empty (0 samples)", path);
-  size_t bad = first_nonfinite(x, n);
+  size_t bad = pcm16 ? n : first_nonfinite(x, n);  // int16 samples are always finite
   if (bad < n) return hb_fail("%s: non-finite sample (NaN or inf) at index %zu", path, bad);
   int rate = info.samplerate;
   if (rate != want_rate) {
