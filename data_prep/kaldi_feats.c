@@ -32,6 +32,9 @@ typedef int32_t vlane_i __attribute__((vector_size(KB * sizeof(int32_t))));
 #else
 #define HB_HOT
 #endif
+// Helpers of the hot functions are inlined into each clone (an out-of-line helper would be
+// compiled for the baseline target only).
+#define HB_INLINE inline __attribute__((always_inline))
 
 static float mel_scale(float f) { return 1127.0f * logf(1.0f + f / 700.0f); }
 
@@ -158,7 +161,7 @@ int64_t kaldi_num_frames(const hb_kaldi_feats *k, size_t n) {
 
 // Natural log of 8 positive normal floats (Cephes logf: x = m 2^e with m in [sqrt(1/2), sqrt 2),
 // log x = e ln 2 + log1p(m - 1) by a degree-9 polynomial; error ~1 ulp of the result).
-static inline vlane log_lanes(vlane x) {
+HB_INLINE static vlane log_lanes(vlane x) {
   vlane_i bits = (vlane_i)x;
   vlane_i e = (bits >> 23) - 127;
   vlane m = (vlane)((bits & 0x007fffff) | 0x3f800000);  // [1, 2)
@@ -181,18 +184,17 @@ static inline vlane log_lanes(vlane x) {
   return f + y + ef * 0.693359375f;
 }
 
-// Scratch kreals for one block: zr, zi (M, KB), power (M+1, KB), mel (num_mel_bins, KB),
-// frames (KB, frame_len).
+// Scratch kreals for one block: zr, zi (M, KB), power (M+1, KB), mel (num_mel_bins, KB).
 static size_t block_scratch_len(const hb_kaldi_feats *k) {
   size_t M = (size_t)k->nfft / 2;
-  return (2 * M + M + 1 + (size_t)k->num_mel_bins + (size_t)k->frame_len) * KB;
+  return (2 * M + M + 1 + (size_t)k->num_mel_bins) * KB;
 }
 
 typedef double v4d __attribute__((vector_size(4 * sizeof(double))));
 typedef float v4f __attribute__((vector_size(4 * sizeof(float))));
 
 // Mean of x (L,) summed in double (4 + 4 lanes).
-HB_HOT static double frame_mean(const float *x, int L) {
+HB_INLINE static double frame_mean(const float *x, int L) {
   v4d s0 = {0}, s1 = {0};
   int j = 0;
   for (; j + 8 <= L; j += 8) {
@@ -256,6 +258,31 @@ HB_HOT static void fft_lanes(const hb_kaldi_feats *k, vlane *restrict zr, vlane 
   }
 }
 
+#if defined(__clang__)
+#define SHUF8(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#else
+#define SHUF8(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shuffle(a, b, (vlane_i){i0, i1, i2, i3, i4, i5, i6, i7})
+#endif
+
+// In-register 8 x 8 transpose: r[i][b] -> r[b][i] (unpack, 2-wide shuffle, 128-bit halves).
+HB_INLINE static void transpose_lanes(vlane r[KB]) {
+  vlane t[KB], u[KB];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = SHUF8(r[2 * i], r[2 * i + 1], 0, 8, 1, 9, 4, 12, 5, 13);       // a0 b0 a1 b1 | a4 b4 a5 b5
+    t[2 * i + 1] = SHUF8(r[2 * i], r[2 * i + 1], 2, 10, 3, 11, 6, 14, 7, 15);  // a2 b2 a3 b3 | a6 b6 a7 b7
+  }
+  for (int i = 0; i < 2; i++) {
+    u[4 * i] = SHUF8(t[4 * i], t[4 * i + 2], 0, 1, 8, 9, 4, 5, 12, 13);        // a0 b0 c0 d0 | a4 b4 c4 d4
+    u[4 * i + 1] = SHUF8(t[4 * i], t[4 * i + 2], 2, 3, 10, 11, 6, 7, 14, 15);  // a1 .. d1 | a5 .. d5
+    u[4 * i + 2] = SHUF8(t[4 * i + 1], t[4 * i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[4 * i + 3] = SHUF8(t[4 * i + 1], t[4 * i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = SHUF8(u[i], u[4 + i], 0, 1, 2, 3, 8, 9, 10, 11);      // a_i .. h_i
+    r[i + 4] = SHUF8(u[i], u[4 + i], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+}
+
 // Frames f0 .. f0 + nv - 1 (nv <= KB) -> out rows (nv, dim) (for mfcc only the first num_ceps
 // columns; deltas are added afterwards over the whole utterance).
 HB_HOT static void compute_block(const hb_kaldi_feats *k, const float *wave, int64_t f0, int nv,
@@ -270,29 +297,41 @@ HB_HOT static void compute_block(const hb_kaldi_feats *k, const float *wave, int
     ((vlane *)zr)[k->bitrev[m]] = zero;
     ((vlane *)zi)[k->bitrev[m]] = zero;
   }
-  kreal *yb = melv + (size_t)nm * KB;  // (KB, frame_len) windowed frames, one row per lane
-  for (int b = 0; b < nv; b++) {
-    const float *x = wave + (size_t)(f0 + b) * (size_t)k->frame_shift;
-    kreal mean = (kreal)frame_mean(x, L), *y = yb + (size_t)b * (size_t)L;
-    // y[j] = (s[j] - 0.97 s[max(j-1, 0)]) * window[j], s = x - mean
-    y[0] = ((x[0] - mean) - (kreal)KALDI_PREEMPH * (x[0] - mean)) * k->window[0];
-    for (int j = 1; j < L; j++) y[j] = ((x[j] - mean) - (kreal)KALDI_PREEMPH * (x[j - 1] - mean)) * k->window[j];
+  // Lane b reads frame f0 + b; dead lanes of a partial block re-read frame f0 (results dropped).
+  const float *rows[KB];
+  vlane mean;
+  for (int b = 0; b < KB; b++) {
+    rows[b] = wave + (size_t)(f0 + (b < nv ? b : 0)) * (size_t)k->frame_shift;
+    mean[b] = (kreal)frame_mean(rows[b], L);
   }
-  // z[m] = y[2m] + i y[2m+1] of the KB frames as one vector each, stored at the bit-reversed
-  // position (rows of dead lanes hold finite values of earlier blocks or zeros)
-  for (int m = 0; m < L / 2; m++) {
-    vlane re, im;
-    for (int b = 0; b < KB; b++) {
-      re[b] = yb[(size_t)b * (size_t)L + 2 * (size_t)m];
-      im[b] = yb[(size_t)b * (size_t)L + 2 * (size_t)m + 1];
+  // y[j] = (s[j] - 0.97 s[max(j-1, 0)]) * window[j], s = x - mean, on vectors X[j] = x[j] of the
+  // KB frames (8 x 8 tiles of the waveform transposed); z[m] = y[2m] + i y[2m+1] is stored at
+  // the bit-reversed position.
+  vlane prev = {0};
+  int j = 0;
+  for (; j + KB <= L; j += KB) {
+    vlane X[KB];
+    for (int b = 0; b < KB; b++) memcpy(&X[b], rows[b] + j, sizeof X[b]);
+    transpose_lanes(X);
+    if (j == 0) prev = X[0];
+    for (int r = 0; r < KB; r++) {
+      vlane y = ((X[r] - mean) - (kreal)KALDI_PREEMPH * (prev - mean)) * k->window[j + r];
+      prev = X[r];
+      vlane *dst = (j + r) & 1 ? (vlane *)zi : (vlane *)zr;
+      dst[k->bitrev[(j + r) >> 1]] = y;
     }
-    ((vlane *)zr)[k->bitrev[m]] = re;
-    ((vlane *)zi)[k->bitrev[m]] = im;
+  }
+  for (; j < L; j++) {
+    vlane x;
+    for (int b = 0; b < KB; b++) x[b] = rows[b][j];
+    if (j == 0) prev = x;
+    vlane y = ((x - mean) - (kreal)KALDI_PREEMPH * (prev - mean)) * k->window[j];
+    prev = x;
+    vlane *dst = j & 1 ? (vlane *)zi : (vlane *)zr;
+    dst[k->bitrev[j >> 1]] = y;
   }
   if (L & 1) {
-    vlane re, zero = {0};
-    for (int b = 0; b < KB; b++) re[b] = yb[(size_t)b * (size_t)L + (size_t)L - 1];
-    ((vlane *)zr)[k->bitrev[L / 2]] = re;
+    vlane zero = {0};
     ((vlane *)zi)[k->bitrev[L / 2]] = zero;
   }
   fft_lanes(k, (vlane *)zr, (vlane *)zi);
