@@ -24,6 +24,7 @@ const hb_command hb_commands[] = {
      "--out DIR --manifest train.tsv [--labels NAME=L.h5 ...] [options] | check FILE.h5...", NULL, cmd_shard},
     {"labels", "fairseq .km label import/export ('labels import --help', 'labels export --help')",
      "import|export [options]", NULL, cmd_labels},
+    {"train", "pretrain HuBERT (masked prediction + topic head) from a config; checkpoints, resume, JSONL log", "CONFIG.yaml [section.key=value ...] [--resume auto|PATH|none]", NULL, cmd_train},
     {"config", "trainer configs: list every key (--list), or resolve CONFIG.yaml + overrides (--print)", "--list | CONFIG.yaml [section.key=value ...] [--print] [--out FILE.yaml]", NULL, cmd_config},
 };
 const int hb_num_commands = (int)(sizeof hb_commands / sizeof hb_commands[0]);

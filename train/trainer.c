@@ -1,0 +1,431 @@
+// The pretraining loop: set-up from the config and shards, one update (fairseq semantics, see
+// trainer.h), validation, logging, checkpoints and exact resume.
+#include "train/trainer.h"
+
+#include <glob.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fileutil.h"
+#include "common/rng.h"
+#include "models/hubert_heads.h"
+#include "models/hubert_mask.h"
+#include "models/hubert_train.h"
+#include "train/checkpoint.h"
+#include "train/loader.h"
+#include "train/trainer_internal.h"
+
+// Philox stream tags: every random draw of the loop is a pure function of (seed, tag, update, micro).
+enum { TAG_MASK = 0x6d61736b, TAG_DROPOUT = 0x64726f70, TAG_VALID = 0x76616c69 };
+
+static uint64_t derive3(uint64_t seed, uint64_t tag, uint64_t a, uint64_t b) {
+  return rng_derive_seed(rng_derive_seed(rng_derive_seed(seed, tag), a), b);
+}
+
+// ---- buffers that grow with the batch shape (reallocated only when a batch does not fit) ----
+
+static int grow_dev(trainer *t, float **p, size_t *cap, size_t n) {
+  if (n <= *cap) return 0;
+  if (*p) t->ctx.be->free(&t->ctx, *p);
+  *p = t->ctx.be->alloc(&t->ctx, n * sizeof(float));
+  *cap = *p ? n : 0;
+  return *p ? 0 : hb_fail_prefix("trainer buffer (%zu floats)", n);
+}
+
+static int grow_host(void **p, size_t *cap, size_t bytes) {
+  if (bytes <= *cap) return 0;
+  void *q = hb_realloc(*p, bytes);
+  if (!q) return -1;
+  *p = q;
+  *cap = bytes;
+  return 0;
+}
+
+// The arena covers (B, L) if it was sized for at least B utterances of at least L samples; else
+// it is rebuilt for max(B, old B) x max(L, old L) when that stays within twice the batch's
+// samples, otherwise for exactly (B, L) (memory stays bounded by the largest batch).
+static int ensure_arena(trainer *t, int B, long L) {
+  if (t->have_arena && B <= t->arena.max_B && L <= t->arena.max_samples) return 0;
+  int nb = B;
+  long nl = L;
+  if (t->have_arena) {
+    int mb = B > t->arena.max_B ? B : t->arena.max_B;
+    long ml = L > t->arena.max_samples ? L : t->arena.max_samples;
+    if ((double)mb * ml <= 2.0 * B * L) { nb = mb; nl = ml; }
+    train_arena_free(&t->arena, &t->model);
+    t->have_arena = 0;
+  }
+  HB_TRY(train_arena_init(&t->arena, &t->model, nb, nl));
+  t->have_arena = 1;
+  return 0;
+}
+
+// ---- one micro-batch: forward, heads, backward ----
+
+typedef struct {
+  hb_pred_stats pred;
+  hb_topic_stats topic;
+  double pen;         // mean(f^2)
+  double loss;        // L_i of trainer.h
+  long count_m;
+} micro_result;
+
+// train = 1: gradients accumulate into t->grads; train = 0: evaluation only (no dropout).
+static int run_micro(trainer *t, const hb_batch *b, int train, uint64_t mask_seed, uint64_t drop_seed,
+                     micro_result *r) {
+  const hb_config *c = &t->model.cfg;
+  hb_ctx *ctx = &t->ctx;
+  const int B = b->B, NL = c->num_hidden_layers, H = c->hidden_size, Cc = c->conv_dim[c->num_conv - 1];
+  const long L = b->T;
+  memset(r, 0, sizeof *r);
+  HB_TRY(ensure_arena(t, B, L));
+  const int T = config_num_frames(c, L);
+  size_t BT = (size_t)B * T;
+  HB_TRY(grow_dev(t, &t->wave, &t->wave_cap, (size_t)B * L));
+  HB_TRY(ctx->be->upload(ctx, t->wave, b->audio, sizeof(float) * (size_t)B * L));
+  HB_TRY(grow_host((void **)&t->lens, &t->lens_cap, sizeof(long) * B));
+  HB_TRY(grow_host((void **)&t->frames, &t->frames_cap, sizeof(int) * B));
+  HB_TRY(grow_host((void **)&t->valid_len, &t->valid_cap, sizeof(int) * B));
+  HB_TRY(grow_host((void **)&t->topics, &t->topics_cap, sizeof(int) * B));
+  HB_TRY(grow_host((void **)&t->mask, &t->mask_cap, BT));
+  // Labels at the feature rate (fairseq forward_targets), per utterance; valid_len[b] = frames
+  // that carry labels of every set (features beyond are not masked and carry no loss).
+  const int stride = config_total_stride(c);
+  for (int s = 0; s < b->n_labels; s++) {
+    HB_TRY(grow_host((void **)&t->lab[s], &t->lab_cap[s], sizeof(int) * BT));
+    memset(t->lab[s], 0, sizeof(int) * BT);
+  }
+  for (int i = 0; i < B; i++) {
+    t->lens[i] = b->lengths[i];
+    int fi = config_num_frames(c, b->lengths[i]);
+    t->valid_len[i] = fi;
+    for (int s = 0; s < b->n_labels; s++) {
+      int outT;
+      if (labels_align(t->lab[s] + (size_t)i * T, &outT, b->labels[s] + (size_t)i * b->label_T[s],
+                       b->label_lengths[s][i], fi, t->label_rate[s], stride, t->sample_rate, 0.1, i)) {
+        const char *shard = "?";
+        int64_t idx = -1, len = 0;
+        loader_utt_info(train ? t->train : t->valid, b->utt[i], &shard, &idx, &len);
+        return hb_fail_prefix("%s, utterance %lld, label set '%s'", shard, (long long)idx, c->label_names[s]);
+      }
+      if (outT < t->valid_len[i]) t->valid_len[i] = outT;
+    }
+    t->topics[i] = b->n_topics ? b->topics[0][i] : 0;
+  }
+  hb_rng rng;
+  rng_init(&rng, mask_seed);
+  HB_TRY(mask_compute(t->mask, B, T, t->valid_len, c->mask_time_prob, c->mask_time_length, 2, &rng));
+  hb_train_opts fo = {train, drop_seed};
+  int Tf;
+  HB_TRY(model_forward_train(&t->model, &t->arena, t->wave, t->lens, B, L, t->mask, t->frames, &Tf, &fo));
+  if (Tf != T) return hb_fail("trainer: forward gave %d frames, expected %d", Tf, T);
+
+  // Masked prediction on hidden[NL]: dx overwritten.
+  HB_TRY(grow_dev(t, &t->dx_top, &t->dx_top_cap, BT * H));
+  const int *labs[HB_MAX_LABEL_SETS];
+  for (int s = 0; s < b->n_labels; s++) labs[s] = t->lab[s];
+  hb_params *g = train ? &t->gview : NULL;
+  HB_TRY(heads_pred_loss(&t->ws, c, &t->model.p, g, t->arena.hidden[NL], labs, t->mask, t->valid_len, B, T,
+                         &t->pred_opts, train ? t->dx_top : NULL, &r->pred));
+  r->count_m = r->pred.count_m;
+  r->loss = r->pred.loss;
+  float *dh[HB_MAX_LAYERS + 1];
+  memset(dh, 0, sizeof dh);
+  dh[NL] = t->dx_top;
+
+  // Topic head: weight lambda * m_i with the mean over utterances (trainer.h).
+  if (t->topic_on) {
+    const int tl = c->topic_layer ? c->topic_layer : NL;
+    float *dxt = NULL;
+    if (train) {
+      if (tl == NL) {
+        dxt = t->dx_top;
+      } else {
+        HB_TRY(grow_dev(t, &t->dx_topic, &t->dx_topic_cap, BT * H));
+        HB_TRY(ctx->be->zero(ctx, t->dx_topic, sizeof(float) * BT * H));
+        dxt = dh[tl] = t->dx_topic;
+      }
+    }
+    hb_topic_opts to = {(float)(t->cfg.topic.weight * (r->count_m > 0 ? r->count_m : 1)), 1};
+    HB_TRY(heads_topic_loss(&t->ws, c, &t->model.p, g, t->arena.hidden[tl], t->frames, t->topics, B, T, &to, dxt,
+                            &r->topic));
+    r->loss += r->topic.loss;
+  }
+
+  // Feature penalty: loss_weights[0] * m_i * mean(f^2) over the (B, T, Cc) features.
+  const double pw = t->cfg.criterion.loss_weights.n ? t->cfg.criterion.loss_weights.v[0] : 0.0;
+  float *df = NULL;
+  if (pw > 0) {
+    if (train) {
+      HB_TRY(grow_dev(t, &t->d_feat, &t->d_feat_cap, BT * Cc));
+      HB_TRY(ctx->be->zero(ctx, t->d_feat, sizeof(float) * BT * Cc));
+      df = t->d_feat;
+    }
+    HB_TRY(heads_feature_penalty(&t->ws, &r->pen, df, t->arena.features, BT * Cc, pw * r->count_m));
+    r->loss += pw * r->count_m * r->pen;
+  }
+  if (!train) return 0;
+  return model_backward(&t->model, &t->arena, dh, df, (float)t->cfg.model.feature_grad_mult, t->grads);
+}
+
+// ---- one update ----
+
+int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
+  hb_ctx *ctx = &t->ctx;
+  const long u = (long)t->st.update;  // completed updates; this is update u + 1
+  HB_TRY(ctx->be->zero(ctx, t->grads, sizeof(float) * t->model.layout.total));
+  double loss = 0, samples = 0;
+  long sample_size = 0;
+  hb_log_sums s;
+  memset(&s, 0, sizeof s);
+  for (int k = 0; k < t->cfg.optimization.update_freq; k++) {
+    const hb_batch *b;
+    HB_TRY(loader_next_batch(t->train, &b));
+    micro_result r;
+    uint64_t ms = derive3(t->st.seed, TAG_MASK, (uint64_t)u, (uint64_t)k);
+    uint64_t ds = derive3(t->st.seed, TAG_DROPOUT, (uint64_t)u, (uint64_t)k);
+    if (run_micro(t, b, 1, ms, ds, &r))
+      return hb_fail_prefix("update %ld, batch (epoch %lld, %lld)", u + 1, (long long)b->epoch, (long long)b->index);
+    loss += r.loss;
+    sample_size += r.count_m;
+    samples += (double)b->n_samples;
+    for (int j = 0; j < t->model.cfg.num_label_sets; j++) {
+      s.loss_m += r.pred.loss_m[j];
+      s.loss_u += r.pred.loss_u[j];
+      s.correct_m += (double)r.pred.correct_m[j] / t->model.cfg.num_label_sets;
+      s.correct_u += (double)r.pred.correct_u[j] / t->model.cfg.num_label_sets;
+    }
+    s.count_m += (double)r.pred.count_m;
+    s.count_u += (double)r.pred.count_u;
+    s.topic_ce += r.topic.ce_sum;
+    s.topic_n += (double)r.topic.count;
+    s.topic_correct += (double)r.topic.correct;
+  }
+  loader_position(t->train, &t->st.pos);
+  const double lr = sched_lr(&t->sched, u);
+  *lr_out = lr;
+  t->st.lr = lr;
+  hb_optim_stats os = {NAN, 1, 1};
+  const int finite = isfinite(loss) && sample_size > 0;
+  if (finite)
+    HB_TRY(optim_step(&t->opt, t->model.params, t->grads, 1.0 / (double)sample_size, lr,
+                      t->cfg.optimization.clip_norm, &os));
+  t->st.update++;
+  s.audio_s = samples / t->sample_rate;
+  s.updates = 1;
+  if (!finite || os.skipped) {
+    t->st.nan_run++;
+    t->st.nan_total++;
+    s.skipped = 1;
+    acc->skipped += 1;
+    acc->updates += 1;
+    acc->audio_s += s.audio_s;
+    if (t->st.nan_run >= t->cfg.common.max_nan_updates)
+      return hb_fail("training stopped at update %lld: %lld non-finite updates in a row (loss %g, grad norm %g; "
+                     "common.max_nan_updates = %d). Lower optimization.lr, raise lr_scheduler.warmup_updates or "
+                     "set optimization.clip_norm",
+                     (long long)t->st.update, (long long)t->st.nan_run, loss, os.grad_norm,
+                     t->cfg.common.max_nan_updates);
+    return 0;
+  }
+  t->st.nan_run = 0;
+  s.loss = loss;
+  s.gnorm = os.grad_norm;
+  acc->loss += s.loss; acc->loss_m += s.loss_m; acc->loss_u += s.loss_u; acc->topic_ce += s.topic_ce;
+  acc->gnorm += s.gnorm; acc->audio_s += s.audio_s; acc->count_m += s.count_m; acc->count_u += s.count_u;
+  acc->correct_m += s.correct_m; acc->correct_u += s.correct_u; acc->topic_n += s.topic_n;
+  acc->topic_correct += s.topic_correct; acc->updates += 1;
+  return 0;
+}
+
+// ---- validation: the whole valid split, eval mode, masks from (seed, TAG_VALID, batch) ----
+
+int trainer_validate(trainer *t, hb_valid_result *v) {
+  memset(v, 0, sizeof *v);
+  if (!t->valid) return 0;
+  int64_t n;
+  HB_TRY(loader_epoch_batches(t->valid, 1, &n));
+  hb_loader_pos p0 = {1, 0};
+  HB_TRY(loader_seek(t->valid, p0));
+  double loss = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const hb_batch *b;
+    HB_TRY(loader_next_batch(t->valid, &b));
+    micro_result r;
+    if (run_micro(t, b, 0, derive3(t->st.seed, TAG_VALID, (uint64_t)i, 0), 0, &r))
+      return hb_fail_prefix("validation batch %lld", (long long)i);
+    loss += r.loss;
+    for (int j = 0; j < t->model.cfg.num_label_sets; j++) {
+      v->loss_m += r.pred.loss_m[j];
+      v->correct_m += (double)r.pred.correct_m[j] / t->model.cfg.num_label_sets;
+    }
+    v->count_m += (double)r.pred.count_m;
+    v->topic_ce += r.topic.ce_sum;
+    v->topic_n += (double)r.topic.count;
+    v->topic_correct += (double)r.topic.correct;
+    v->utts += b->B;
+  }
+  v->loss = v->count_m > 0 ? loss / v->count_m : NAN;
+  v->ran = 1;
+  return 0;
+}
+
+// ---- set-up ----
+
+// Files matching DIR/PREFIX*.h5, sorted (glob sorts).
+static int find_shards(const char *dir, const char *prefix, glob_t *g, int required) {
+  char pat[2 * HB_CFG_PATH_LEN];
+  snprintf(pat, sizeof pat, "%s/%s*.h5", dir, prefix);
+  memset(g, 0, sizeof *g);
+  int rc = glob(pat, 0, NULL, g);
+  if (rc == GLOB_NOMATCH || (rc == 0 && g->gl_pathc == 0)) {
+    if (!required) return 0;
+    if (!file_is_dir(dir)) return hb_fail("task.data: shard directory '%s' does not exist", dir);
+    return hb_fail("task.data: no %s*.h5 shards in '%s' (write them with hubert shard --prefix %s)", prefix, dir, prefix);
+  }
+  if (rc) return hb_fail("task.data: cannot list %s", pat);
+  return 0;
+}
+
+static int open_loader(trainer *t, glob_t *g, int valid, hb_loader **out) {
+  const hb_train_config *c = &t->cfg;
+  const char *labels[HB_MAX_LABEL_SETS], *topics[1];
+  for (int i = 0; i < c->task.labels.n; i++) labels[i] = c->task.labels.s[i];
+  topics[0] = c->topic.name;
+  hb_loader_opts o;
+  memset(&o, 0, sizeof o);
+  o.paths = (const char *const *)g->gl_pathv;
+  o.n_paths = (int)g->gl_pathc;
+  o.labels = labels;
+  o.n_labels = c->task.labels.n;
+  o.topics = topics;
+  o.n_topics = t->topic_on ? 1 : 0;
+  o.max_tokens = c->dataset.max_tokens;
+  o.min_sample_size = c->task.min_sample_size;
+  o.max_sample_size = c->task.max_sample_size;
+  o.pad_audio = c->task.pad_audio;
+  o.random_crop = valid ? 0 : c->task.random_crop;
+  o.normalize = c->task.normalize;
+  o.shuffle = !valid;
+  o.seed = (uint64_t)c->common.seed;
+  o.rank = 0;
+  o.world = 1;
+  o.num_workers = valid ? 0 : c->dataset.num_workers;
+  if (!valid) o.start = t->st.pos;
+  if (loader_init(&o, out)) return hb_fail_prefix("%s loader (%s)", valid ? "valid" : "train", c->task.data);
+  return 0;
+}
+
+int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *args) {
+  memset(t, 0, sizeof *t);
+  t->cfg = *cfg;
+  const hb_train_config *c = &t->cfg;
+  t->st.seed = (uint64_t)c->common.seed;
+  t->st.best_valid_loss = INFINITY;
+  t->st.last_valid_loss = NAN;
+  t->st.pos.epoch = 1;
+  t->topic_on = c->topic.name[0] && c->topic.weight > 0;
+  if (c->task.labels.n < 1) return hb_fail("task.labels: at least one label set is needed for masked prediction");
+  if (c->common.device) return hb_fail("common.device: training runs on the CPU only for now (the heads have no CUDA ops yet)");
+  // Resume point first: the loader starts at the saved position.
+  HB_TRY(checkpoint_resolve(c->checkpoint.save_dir, args->resume ? args->resume : "auto", t->resume_dir, &t->resumed));
+  if (t->resumed) {
+    HB_TRY(checkpoint_read_state(t->resume_dir, &t->st));
+    if (t->st.seed != (uint64_t)c->common.seed)
+      return hb_fail("--resume %s: the checkpoint was trained with common.seed %llu, the config says %ld", t->resume_dir,
+                     (unsigned long long)t->st.seed, c->common.seed);
+  }
+  glob_t gt, gv;
+  HB_TRY(find_shards(c->task.data, "train", &gt, 1));
+  int rc = open_loader(t, &gt, 0, &t->train);
+  globfree(&gt);
+  HB_TRY(rc);
+  HB_TRY(find_shards(c->task.data, c->dataset.valid_subset, &gv, 0));
+  if (gv.gl_pathc) {
+    rc = open_loader(t, &gv, 1, &t->valid);
+    globfree(&gv);
+    HB_TRY(rc);
+  }
+  t->sample_rate = loader_sample_rate(t->train);
+  if (t->sample_rate != c->task.sample_rate)
+    return hb_fail("task.sample_rate %d differs from the shards' %d Hz (%s)", c->task.sample_rate, t->sample_rate, c->task.data);
+
+  // Model: the config's architecture + label/topic K from the shards.
+  hb_config mc;
+  HB_TRY(train_config_model(c, &mc));
+  const double want_rate = c->task.label_rate > 0 ? c->task.label_rate : c->model.label_rate;
+  for (int j = 0; j < c->task.labels.n; j++) {
+    mc.label_k[j] = loader_label_k(t->train, j);
+    t->label_rate[j] = loader_label_rate(t->train, j);
+    if (want_rate > 0 && fabs(want_rate - t->label_rate[j]) > 1e-6)
+      return hb_fail("label set '%s' is at %g Hz in the shards but the config says %g Hz (task.label_rate / "
+                     "model.label_rate)", c->task.labels.s[j], t->label_rate[j], want_rate);
+  }
+  if (t->topic_on) {
+    int k = loader_topic_k(t->train, 0);
+    if (c->topic.k > 0 && c->topic.k != k)
+      return hb_fail("topic.k = %d but the shards' topic set '%s' has k = %d", c->topic.k, c->topic.name, k);
+    mc.topic_k = k;
+  }
+  HB_TRY(ops_ctx_init(&t->ctx, "cpu", args->threads));
+  t->have_ctx = 1;
+  const char *from = t->resumed ? t->resume_dir : args->init_model;
+  if (from) {
+    if (model_load(&t->model, from, &t->ctx)) return hb_fail_prefix("model from %s", from);
+    t->have_model = 1;
+    hb_param_layout want;
+    HB_TRY(params_layout_init(&want, &mc));
+    size_t tot = want.total;
+    params_layout_free(&want);
+    if (tot != t->model.layout.total)
+      return hb_fail("model %s does not match the config's architecture (%zu vs %zu parameter floats, label/topic K "
+                     "included)", from, t->model.layout.total, tot);
+  } else {
+    HB_TRY(model_init(&t->model, &mc, &t->ctx));
+    t->have_model = 1;
+    HB_TRY(model_init_random(&t->model, (uint64_t)c->common.seed));
+  }
+  t->grads = t->ctx.be->alloc(&t->ctx, sizeof(float) * t->model.layout.total);
+  if (!t->grads) return hb_fail_prefix("gradient buffer");
+  params_bind(&t->gview, &t->model.layout, t->grads);
+  hb_adamw_hparams hp = train_config_adamw(c);
+  HB_TRY(optim_init_layout(&t->opt, &t->model.layout, &hp));
+  t->have_opt = 1;
+  if (t->resumed) {
+    char p[2 * HB_CFG_PATH_LEN];
+    snprintf(p, sizeof p, "%s/trainer_state.safetensors", t->resume_dir);
+    if (optim_load(&t->opt, p)) return hb_fail_prefix("--resume %s", t->resume_dir);
+  }
+  train_config_schedule(c, &t->sched);
+  heads_ws_init(&t->ws, &t->ctx);
+  t->have_ws = 1;
+  heads_pred_opts_default(&t->pred_opts);
+  t->pred_opts.masked_weight = (float)c->criterion.pred_masked_weight;
+  t->pred_opts.nomask_weight = (float)c->criterion.pred_nomask_weight;
+  t->pred_opts.logit_temp = (float)c->model.logit_temp;
+  return 0;
+}
+
+void trainer_free(trainer *t) {
+  if (t->train) loader_free(t->train);
+  if (t->valid) loader_free(t->valid);
+  if (t->have_ws) heads_ws_free(&t->ws);
+  if (t->have_opt) optim_free(&t->opt);
+  if (t->have_arena) train_arena_free(&t->arena, &t->model);
+  hb_ctx *ctx = &t->ctx;
+  float *dev[] = {t->grads, t->wave, t->dx_top, t->dx_topic, t->d_feat};
+  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+    if (dev[i]) ctx->be->free(ctx, dev[i]);
+  if (t->have_model) model_free(&t->model);
+  free(t->lens);
+  free(t->frames);
+  free(t->valid_len);
+  free(t->topics);
+  free(t->mask);
+  for (int s = 0; s < HB_MAX_LABEL_SETS; s++) free(t->lab[s]);
+  if (t->have_ctx) ops_ctx_free(&t->ctx);
+  memset(t, 0, sizeof *t);
+}
