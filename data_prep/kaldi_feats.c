@@ -23,6 +23,7 @@ typedef float kreal;
 typedef kreal vlane __attribute__((vector_size(KB * sizeof(kreal))));  // element m of KB frames
 typedef int32_t vlane_i __attribute__((vector_size(KB * sizeof(int32_t))));
 #define KALDI_NUM_CEPS 13
+#define KALDI_MAX_MEAN_SEGS 64
 #define KALDI_LIFTER 22.0
 #define KALDI_PREEMPH 0.97f
 #define KALDI_LOW_FREQ 20.0f
@@ -93,6 +94,15 @@ int kaldi_feats_init(hb_kaldi_feats *k, hb_kaldi_kind kind, int sample_rate, int
     return hb_fail("kaldi features: %d ceps > %d mel bins", k->num_ceps, k->num_mel_bins);
   k->deltas = kind == KALDI_MFCC && deltas;
   k->dim = kind == KALDI_FBANK ? k->num_mel_bins : k->num_ceps * (k->deltas ? 3 : 1);
+
+  // frame means from shared segment sums when the segments are whole vectors and few enough
+  int g = k->frame_len, r = k->frame_shift;
+  while (r) {
+    int t = g % r;
+    g = r;
+    r = t;
+  }
+  if (g % KB == 0 && (KB - 1) * (k->frame_shift / g) + k->frame_len / g <= KALDI_MAX_MEAN_SEGS) k->mean_seg = g;
 
   int M = k->nfft / 2, bits = 0;
   while ((1 << bits) < M) bits++;
@@ -300,9 +310,30 @@ HB_HOT static void compute_block(const hb_kaldi_feats *k, const float *wave, int
   // Lane b reads frame f0 + b; dead lanes of a partial block re-read frame f0 (results dropped).
   const float *rows[KB];
   vlane mean;
-  for (int b = 0; b < KB; b++) {
-    rows[b] = wave + (size_t)(f0 + (b < nv ? b : 0)) * (size_t)k->frame_shift;
-    mean[b] = (kreal)frame_mean(rows[b], L);
+  for (int b = 0; b < KB; b++) rows[b] = wave + (size_t)(f0 + (b < nv ? b : 0)) * (size_t)k->frame_shift;
+  if (k->mean_seg > 0) {
+    // frames overlap: sum each g-sample segment of the block once (g = gcd(frame_len,
+    // frame_shift); 8 float lanes of g/8 samples each, lanes added in double), frame b is the
+    // L/g segments from b * shift/g on
+    int g = k->mean_seg, per = L / g, step = k->frame_shift / g, nseg = (nv - 1) * step + per;
+    double seg[KALDI_MAX_MEAN_SEGS];
+    for (int t = 0; t < nseg; t++) {
+      const float *x = rows[0] + (size_t)t * (size_t)g;
+      vlane acc = {0};
+      for (int i = 0; i < g; i += KB) {
+        vlane v;
+        memcpy(&v, x + i, sizeof v);
+        acc += v;
+      }
+      seg[t] = (((double)acc[0] + acc[1]) + ((double)acc[2] + acc[3])) + (((double)acc[4] + acc[5]) + ((double)acc[6] + acc[7]));
+    }
+    for (int b = 0; b < KB; b++) {
+      double sum = 0.0;
+      for (int t = 0; t < per; t++) sum += seg[(b < nv ? b : 0) * step + t];
+      mean[b] = (kreal)(sum / L);
+    }
+  } else {
+    for (int b = 0; b < KB; b++) mean[b] = (kreal)frame_mean(rows[b], L);
   }
   // y[j] = (s[j] - 0.97 s[max(j-1, 0)]) * window[j], s = x - mean, on vectors X[j] = x[j] of the
   // KB frames (8 x 8 tiles of the waveform transposed); z[m] = y[2m] + i y[2m+1] is stored at
@@ -338,13 +369,21 @@ HB_HOT static void compute_block(const hb_kaldi_feats *k, const float *wave, int
   // split into the real spectrum, power |X[k]|^2 for k = 0..M
   const vlane *vr = (const vlane *)zr, *vi = (const vlane *)zi;
   vlane *vp = (vlane *)pw;
-  for (int q = 0; q < M; q++) {
+  // X[q] and X[M-q] share Fe[q] = er + i ei and A + iB = W_N^q Fo[q]:
+  //   X[q] = (er + A) + i (ei + B),  X[M-q] = (er - A) + i (B - ei)  (W_N^(M-q) = -conj W_N^q)
+  for (int q = 0; q <= M / 2; q++) {
     int qm = (M - q) & (M - 1);
     kreal c = (kreal)k->sp_re[q], s = (kreal)k->sp_im[q];
     vlane er = (kreal)0.5 * (vr[q] + vr[qm]), ei = (kreal)0.5 * (vi[q] - vi[qm]);
     vlane orr = (kreal)0.5 * (vi[q] + vi[qm]), oi = (kreal)-0.5 * (vr[q] - vr[qm]);
-    vlane xr = er + c * orr - s * oi, xi = ei + c * oi + s * orr;
+    vlane A = c * orr - s * oi, B = c * oi + s * orr;
+    vlane xr = er + A, xi = ei + B;
     vp[q] = xr * xr + xi * xi;
+    if (q != 0 && q != M / 2) {
+      xr = er - A;
+      xi = B - ei;
+      vp[qm] = xr * xr + xi * xi;
+    }
   }
   for (int b = 0; b < KB; b++) {
     kreal d = zr[b] - zi[b];

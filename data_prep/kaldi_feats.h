@@ -31,6 +31,7 @@ typedef struct {
   int num_ceps;       // 13 (mfcc), 0 for fbank
   int deltas;         // 1: append deltas and delta-deltas (mfcc: 13 -> 39)
   int dim;            // output columns
+  int mean_seg;       // > 0: frame means from sums of segments of this many samples (80)
   float *window;      // (frame_len,) povey window: hann(frame_len, periodic=False)^0.85
   int *bitrev;        // (nfft/2,) bit reversal of the half-size complex FFT
   double *tw_re, *tw_im; // (nfft/4 + 1,) exp(-2 pi i k / (nfft/2)): twiddles of the complex FFT
