@@ -108,10 +108,10 @@ int kaldi_feats_init(hb_kaldi_feats *k, hb_kaldi_kind kind, int sample_rate, int
   while ((1 << bits) < M) bits++;
   k->window = hb_malloc((size_t)k->frame_len * sizeof(float));
   k->bitrev = hb_malloc((size_t)M * sizeof(int));
-  k->tw_re = hb_malloc((size_t)(M / 2 + 1) * sizeof(double));
-  k->tw_im = hb_malloc((size_t)(M / 2 + 1) * sizeof(double));
-  k->sp_re = hb_malloc((size_t)M * sizeof(double));
-  k->sp_im = hb_malloc((size_t)M * sizeof(double));
+  k->tw_re = hb_malloc((size_t)(M / 2 + 1) * sizeof(float));
+  k->tw_im = hb_malloc((size_t)(M / 2 + 1) * sizeof(float));
+  k->sp_re = hb_malloc((size_t)M * sizeof(float));
+  k->sp_im = hb_malloc((size_t)M * sizeof(float));
   if (!k->window || !k->bitrev || !k->tw_re || !k->tw_im || !k->sp_re || !k->sp_im) goto fail;
   // povey: hann(N, periodic=False)^0.85 = (0.5 - 0.5 cos(2 pi n / (N - 1)))^0.85
   for (int n = 0; n < k->frame_len; n++)
@@ -122,12 +122,12 @@ int kaldi_feats_init(hb_kaldi_feats *k, hb_kaldi_kind kind, int sample_rate, int
     k->bitrev[m] = r;
   }
   for (int j = 0; j <= M / 2; j++) {
-    k->tw_re[j] = cos(-2.0 * M_PI * j / (double)M);
-    k->tw_im[j] = sin(-2.0 * M_PI * j / (double)M);
+    k->tw_re[j] = (float)cos(-2.0 * M_PI * j / (double)M);
+    k->tw_im[j] = (float)sin(-2.0 * M_PI * j / (double)M);
   }
   for (int j = 0; j < M; j++) {
-    k->sp_re[j] = cos(-2.0 * M_PI * j / (double)k->nfft);
-    k->sp_im[j] = sin(-2.0 * M_PI * j / (double)k->nfft);
+    k->sp_re[j] = (float)cos(-2.0 * M_PI * j / (double)k->nfft);
+    k->sp_im[j] = (float)sin(-2.0 * M_PI * j / (double)k->nfft);
   }
   if (build_mel(k)) goto fail;
   if (kind == KALDI_MFCC) {
@@ -241,6 +241,22 @@ HB_HOT static void fft_lanes(const hb_kaldi_feats *k, vlane *restrict zr, vlane 
       zi[i + 1] = ai - bi;
     }
     h = 2;
+  } else if (M >= 4) {
+    // first fused pair, h = 1: all twiddles are 1
+    for (int i = 0; i < M; i += 4) {
+      vlane b0r = zr[i] + zr[i + 1], b0i = zi[i] + zi[i + 1], b1r = zr[i] - zr[i + 1], b1i = zi[i] - zi[i + 1];
+      vlane b2r = zr[i + 2] + zr[i + 3], b2i = zi[i + 2] + zi[i + 3];
+      vlane b3r = zr[i + 2] - zr[i + 3], b3i = zi[i + 2] - zi[i + 3];
+      zr[i] = b0r + b2r;
+      zi[i] = b0i + b2i;
+      zr[i + 2] = b0r - b2r;
+      zi[i + 2] = b0i - b2i;
+      zr[i + 1] = b1r + b3i;
+      zi[i + 1] = b1i - b3r;
+      zr[i + 3] = b1r - b3i;
+      zi[i + 3] = b1i + b3r;
+    }
+    h = 4;
   }
   for (; 4 * h <= M; h *= 4) {
     int s1 = M / (2 * h), s2 = M / (4 * h);

@@ -34,8 +34,8 @@ typedef struct {
   int mean_seg;       // > 0: frame means from sums of segments of this many samples (80)
   float *window;      // (frame_len,) povey window: hann(frame_len, periodic=False)^0.85
   int *bitrev;        // (nfft/2,) bit reversal of the half-size complex FFT
-  double *tw_re, *tw_im; // (nfft/4 + 1,) exp(-2 pi i k / (nfft/2)): twiddles of the complex FFT
-  double *sp_re, *sp_im; // (nfft/2,) exp(-2 pi i k / nfft): the real-FFT split
+  float *tw_re, *tw_im;  // (nfft/4 + 1,) exp(-2 pi i k / (nfft/2)): twiddles of the complex FFT
+  float *sp_re, *sp_im;  // (nfft/2,) exp(-2 pi i k / nfft): the real-FFT split (computed in double)
   hb_mel_row *mel;    // (num_mel_bins,)
   float *dct;         // (num_mel_bins, num_ceps) orthonormal DCT-II, Kaldi C0 column,
                       // cepstral lifter (22) folded into the columns
