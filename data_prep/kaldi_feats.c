@@ -171,7 +171,8 @@ int64_t kaldi_num_frames(const hb_kaldi_feats *k, size_t n) {
 
 // Natural log of 8 positive normal floats (Cephes logf: x = m 2^e with m in [sqrt(1/2), sqrt 2),
 // log x = e ln 2 + log1p(m - 1) by a degree-9 polynomial; error ~1 ulp of the result).
-HB_INLINE static vlane log_lanes(vlane x) {
+HB_INLINE static void log_lanes(vlane *xp) {  // in place (no vector by value: psABI)
+  vlane x = *xp;
   vlane_i bits = (vlane_i)x;
   vlane_i e = (bits >> 23) - 127;
   vlane m = (vlane)((bits & 0x007fffff) | 0x3f800000);  // [1, 2)
@@ -191,7 +192,7 @@ HB_INLINE static vlane log_lanes(vlane x) {
   y = y * f * z;
   y += ef * -2.12194440e-4f;
   y -= 0.5f * z;
-  return f + y + ef * 0.693359375f;
+  *xp = f + y + ef * 0.693359375f;
 }
 
 // Scratch kreals for one block: zr, zi (M, KB), power (M+1, KB), mel (num_mel_bins, KB).
@@ -411,7 +412,8 @@ HB_HOT static void compute_block(const hb_kaldi_feats *k, const float *wave, int
     for (int i = 0; i < r->count; i++) acc += (kreal)r->w[i] * vp[r->first + i];
     vlane_i keep = acc > (kreal)FLT_EPSILON;  // log(max(acc, FLT_EPSILON))
     acc = (vlane)(((vlane_i)acc & keep) | ((vlane_i)(acc - acc + (kreal)FLT_EPSILON) & ~keep));
-    ((vlane *)melv)[j] = log_lanes(acc);
+    log_lanes(&acc);
+    ((vlane *)melv)[j] = acc;
   }
   if (k->kind == KALDI_FBANK) {
     for (int b = 0; b < nv; b++)
