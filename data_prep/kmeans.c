@@ -83,9 +83,9 @@ static int assign_rows_fused(const float *x, int64_t n, int d, const float *xsq,
   return 0;
 }
 
-static int assign_rows(const float *x, int64_t n, int d, const float *xsq, const float *c, int k,
-                       int32_t *labels, float *mind, double *inertia) {
-  if (d <= KM_FUSED_MAX_D) return assign_rows_fused(x, n, d, xsq, c, k, labels, mind, inertia);
+// sgemm path; dall (n, k) (may be NULL) = all squared distances.
+static int assign_rows_gemm(const float *x, int64_t n, int d, const float *xsq, const float *c, int k,
+                            int32_t *labels, float *mind, float *dall, double *inertia) {
   float *csq = hb_malloc((size_t)k * sizeof(float));
   if (!csq) return -1;
   row_sqnorms_serial(c, k, d, csq);
@@ -113,6 +113,7 @@ static int assign_rows(const float *x, int64_t n, int d, const float *xsq, const
         float bv = o[0];
         for (int j = 1; j < k; j++)
           if (o[j] < bv) { bv = o[j]; best = j; }
+        if (dall) memcpy(dall + (size_t)(r0 + i) * k, o, (size_t)k * sizeof(float));
         if (labels) labels[r0 + i] = best;
         if (mind) mind[r0 + i] = bv;
         total += bv;
@@ -128,6 +129,12 @@ static int assign_rows(const float *x, int64_t n, int d, const float *xsq, const
   if (failed) return hb_fail_prefix("kmeans: distance buffer");
   if (inertia) *inertia = total;
   return 0;
+}
+
+static int assign_rows(const float *x, int64_t n, int d, const float *xsq, const float *c, int k,
+                       int32_t *labels, float *mind, double *inertia) {
+  if (d <= KM_FUSED_MAX_D) return assign_rows_fused(x, n, d, xsq, c, k, labels, mind, inertia);
+  return assign_rows_gemm(x, n, d, xsq, c, k, labels, mind, NULL, inertia);
 }
 
 int kmeans_assign(const float *x, int64_t n, int d, const float *centers, int k, int32_t *labels,
@@ -238,6 +245,144 @@ static void minibatch_update(const float *xb, int64_t m, int d, const int32_t *l
   }
 }
 
+// Elkan-style bounds carried across mini-batch steps (sgemm path, large D): for each data row an
+// upper bound ub on the distance to its label and lower bounds lbm (k) on the distance to every
+// center, valid at the step they were taken; center movement since then loosens them by the
+// triangle inequality (ub + moved(label), lbm_c - moved(c)). A sampled row whose exact distance
+// to its label is below every other loosened lbm_c keeps its label without the k distances:
+// labels are those of the full search up to float rounding (stored lbm have a rounding margin).
+typedef struct {
+  int k;
+  float *ub, *lbm;           // (n), (n, k) distances, not squared
+  int32_t *lab, *snap_s;     // (n) -1: no bounds yet; step of lbm
+  double *snap_c;            // (n) cum_move[lab] when ub was taken
+  double *hist;              // (steps + 1, k) cum_move after each step; row 0 = 0
+  int64_t step;
+  float *prev;               // (k, d) centers before the step
+  float *bd2, *tx, *txsq, *tmind, *tdall;  // (bs), (bs, d), (bs), (bs), (bs, k)
+  int32_t *tlab;             // (bs)
+  int64_t *todo;             // (bs)
+  int64_t pruned, visited;
+} km_bounds;
+
+static void bounds_free(km_bounds *B) {
+  free(B->ub); free(B->lbm); free(B->lab); free(B->snap_s); free(B->snap_c); free(B->hist);
+  free(B->prev); free(B->bd2); free(B->tx); free(B->txsq); free(B->tmind); free(B->tdall);
+  free(B->tlab); free(B->todo);
+  memset(B, 0, sizeof *B);
+}
+
+static int bounds_init(km_bounds *B, int64_t n, int d, int k, int64_t bs, int64_t steps) {
+  memset(B, 0, sizeof *B);
+  size_t nk, hk, bk;
+  if (hb_mul_size((size_t)n, (size_t)k, &nk) || hb_mul_size((size_t)steps + 1, (size_t)k, &hk) ||
+      hb_mul_size((size_t)bs, (size_t)k, &bk))
+    return hb_fail_prefix("kmeans: bound buffers");
+  B->k = k;
+  B->ub = hb_malloc((size_t)n * sizeof(float));
+  B->lbm = hb_malloc(nk * sizeof(float));
+  B->lab = hb_malloc((size_t)n * sizeof(int32_t));
+  B->snap_s = hb_malloc((size_t)n * sizeof(int32_t));
+  B->snap_c = hb_malloc((size_t)n * sizeof(double));
+  B->hist = hb_calloc(hk, sizeof(double));
+  B->prev = hb_malloc((size_t)k * d * sizeof(float));
+  B->bd2 = hb_malloc((size_t)bs * sizeof(float));
+  B->tx = hb_malloc((size_t)bs * d * sizeof(float));
+  B->txsq = hb_malloc((size_t)bs * sizeof(float));
+  B->tmind = hb_malloc((size_t)bs * sizeof(float));
+  B->tdall = hb_malloc(bk * sizeof(float));
+  B->tlab = hb_malloc((size_t)bs * sizeof(int32_t));
+  B->todo = hb_malloc((size_t)bs * sizeof(int64_t));
+  if (!B->ub || !B->lbm || !B->lab || !B->snap_s || !B->snap_c || !B->hist || !B->prev || !B->bd2 ||
+      !B->tx || !B->txsq || !B->tmind || !B->tdall || !B->tlab || !B->todo) {
+    bounds_free(B);
+    return hb_fail_prefix("kmeans: bound buffers");
+  }
+  for (int64_t i = 0; i < n; i++) B->lab[i] = -1;
+  return 0;
+}
+
+// Labels lab (bs) of the gathered batch sub (bs, d) (rows idx of the data); *inertia = batch sum.
+static int bounds_assign(km_bounds *B, const int64_t *idx, const float *sub, const float *subsq, int64_t bs,
+                         int d, const float *centers, int k, int32_t *lab, double *inertia) {
+  double tot = 0;
+  const double *cur = B->hist + (size_t)B->step * k;
+#pragma omp parallel for schedule(static) reduction(+ : tot)
+  for (int64_t i = 0; i < bs; i++) {
+    int64_t row = idx[i];
+    int l = B->lab[row];
+    lab[i] = -1;
+    if (l < 0) continue;
+    const double *h0 = B->hist + (size_t)B->snap_s[row] * k;
+    const float *lb = B->lbm + (size_t)row * k;
+    double lo = INFINITY;
+    for (int c = 0; c < k; c++) {
+      double v = (double)lb[c] - (cur[c] - h0[c]);
+      if (c != l && v < lo) lo = v;
+    }
+    if ((double)B->ub[row] + (cur[l] - B->snap_c[row]) >= lo) continue;
+    const float *xr = sub + (size_t)i * d, *cr = centers + (size_t)l * d;
+    float e = 0;
+    for (int j = 0; j < d; j++) { float t = xr[j] - cr[j]; e += t * t; }
+    if (sqrt((double)e) < lo) { lab[i] = l; B->bd2[i] = e; tot += e; }
+  }
+  int64_t nt = 0;
+  for (int64_t i = 0; i < bs; i++) {
+    int64_t row = idx[i];
+    if (lab[i] >= 0) {
+      B->ub[row] = sqrtf(B->bd2[i]);
+      B->snap_c[row] = cur[lab[i]];
+    } else {
+      memcpy(B->tx + (size_t)nt * d, sub + (size_t)i * d, (size_t)d * sizeof(float));
+      B->txsq[nt] = subsq[i];
+      B->todo[nt++] = i;
+    }
+  }
+  double t2 = 0;
+  if (nt && assign_rows_gemm(B->tx, nt, d, B->txsq, centers, k, B->tlab, B->tmind, B->tdall, &t2)) return -1;
+  // A row drawn twice in the batch: the last draw owns its bounds (B->lab marks it meanwhile).
+  for (int64_t j = 0; j < nt; j++) B->lab[idx[B->todo[j]]] = (int32_t)j;
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < nt; j++) {
+    int64_t row = idx[B->todo[j]];
+    if (B->lab[row] != (int32_t)j) continue;
+    // Margin for the rounding of ||x||^2 + ||c||^2 - 2 x.c in float (||c||^2 <= 2 ||x||^2 + 2 d^2).
+    const float *dr = B->tdall + (size_t)j * k;
+    float *lb = B->lbm + (size_t)row * k;
+    const float mx = 3e-6f * B->txsq[j];
+    for (int c = 0; c < k; c++) {
+      float m2 = dr[c] - mx - 2e-6f * dr[c];
+      lb[c] = m2 > 0 ? sqrtf(m2) : 0;
+    }
+  }
+  for (int64_t j = 0; j < nt; j++) {
+    int64_t i = B->todo[j], row = idx[i];
+    int l = B->tlab[j];
+    lab[i] = l;
+    B->lab[row] = l;
+    B->ub[row] = sqrtf(B->tmind[j]);
+    B->snap_s[row] = (int32_t)B->step;
+    B->snap_c[row] = B->hist[(size_t)B->step * k + l];
+  }
+  B->pruned += bs - nt;
+  B->visited += bs;
+  *inertia = tot + t2;
+  return 0;
+}
+
+// Movement of every center since B->prev: next row of the history.
+static void bounds_moved(km_bounds *B, const float *centers, int k, int d) {
+  const double *h = B->hist + (size_t)B->step * k;
+  double *hn = B->hist + (size_t)(B->step + 1) * k;
+  for (int c = 0; c < k; c++) {
+    const float *a = centers + (size_t)c * d, *b = B->prev + (size_t)c * d;
+    double s = 0;
+    for (int j = 0; j < d; j++) { double t = (double)a[j] - b[j]; s += t * t; }
+    hn[c] = h[c] + sqrt(s);
+  }
+  B->step++;
+}
+
 static double mean_variance(const float *x, int64_t n, int d) {
   double tot = 0;
   for (int j = 0; j < d; j++) {
@@ -278,7 +423,9 @@ int kmeans_fit(const float *x, int64_t n, int d, const hb_kmeans_params *p, floa
   double *acc = hb_malloc(kd * sizeof(double));
   int64_t *cnt = hb_malloc((size_t)k * sizeof(int64_t));
   float *prev = p->tol > 0 ? hb_malloc(kd * sizeof(float)) : NULL;
-  int rc = -1;
+  int rc = -1, use_bounds = 0;
+  km_bounds bnd;
+  memset(&bnd, 0, sizeof bnd);
   if (!xsq || !sub || !subsq || !val || !valsq || !idx || !cand || !lab || !counts || !acc || !cnt ||
       (p->tol > 0 && !prev))
     goto done;
@@ -301,15 +448,23 @@ int kmeans_fit(const float *x, int64_t n, int d, const hb_kmeans_params *p, floa
 
   double tol = p->tol > 0 ? p->tol * mean_variance(x, n, d) : 0;
   int64_t n_steps = (int64_t)p->max_iter * n / bs;
+  use_bounds = d > KM_FUSED_MAX_D && !p->no_bounds;
+  if (use_bounds && bounds_init(&bnd, n, d, k, bs, n_steps)) goto done;
   double ewa = 0, ewa_min = 0;
   int have_ewa = 0, have_min = 0, no_impr = 0;
   for (int64_t s = 0; s < n_steps; s++) {
     for (int64_t i = 0; i < bs; i++) idx[i] = (int64_t)rng_below(&rng, (uint64_t)n);
     gather_rows(x, xsq, d, idx, bs, sub, subsq);
     double bi;
-    if (assign_rows(sub, bs, d, subsq, centers, k, lab, NULL, &bi)) goto done;
+    if (use_bounds) {
+      if (bounds_assign(&bnd, idx, sub, subsq, bs, d, centers, k, lab, &bi)) goto done;
+      memcpy(bnd.prev, centers, kd * sizeof(float));
+    } else if (assign_rows(sub, bs, d, subsq, centers, k, lab, NULL, &bi)) {
+      goto done;
+    }
     if (prev) memcpy(prev, centers, kd * sizeof(float));
     minibatch_update(sub, bs, d, lab, k, centers, counts, acc, cnt);
+    if (use_bounds) bounds_moved(&bnd, centers, k, d);
     st.steps = s + 1;
     // sklearn _mini_batch_convergence: skip step 1, EWA of mean batch inertia, stop after
     // max_no_improvement steps without a new EWA minimum.
@@ -333,6 +488,10 @@ int kmeans_fit(const float *x, int64_t n, int d, const hb_kmeans_params *p, floa
     else no_impr++;
     if (p->max_no_improvement > 0 && no_impr >= p->max_no_improvement) break;
   }
+  st.bound_skips = bnd.pruned;
+  if (use_bounds && p->verbose)
+    fprintf(stderr, "kmeans: bounds skipped the full search for %lld of %lld sampled rows\n",
+            (long long)bnd.pruned, (long long)bnd.visited);
   if (p->lloyd_iters > 0) {
     if (kmeans_lloyd(x, n, d, k, centers, p->lloyd_iters, &st.lloyd_iters, &st.inertia)) goto done;
   } else if (assign_rows(x, n, d, xsq, centers, k, NULL, NULL, &st.inertia)) {
@@ -343,6 +502,7 @@ int kmeans_fit(const float *x, int64_t n, int d, const hb_kmeans_params *p, floa
 done:
   free(xsq); free(sub); free(subsq); free(val); free(valsq); free(idx); free(cand); free(lab);
   free(counts); free(acc); free(cnt); free(prev);
+  bounds_free(&bnd);
   return rc;
 }
 

@@ -1,7 +1,9 @@
 // k-means on dense (N, D) float32 arrays: k-means++ seeding, mini-batch k-means with the semantics
 // of scikit-learn's MiniBatchKMeans (as used by fairseq's learn_kmeans.py), optional full-batch
-// Lloyd refinement, and nearest-centroid assignment. Distances come from one sgemm per block of
-// rows: ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2 (clamped at 0). OpenMP over row blocks.
+// Lloyd refinement, and nearest-centroid assignment. ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2
+// (clamped at 0): for D <= 128 from a fused register-blocked kernel (kmeans_dist.c), above from one
+// sgemm per block of rows, with Elkan-style bounds carried across mini-batch steps. OpenMP over
+// row blocks.
 #ifndef HB_KMEANS_H
 #define HB_KMEANS_H
 
@@ -20,6 +22,9 @@ typedef struct {
   int lloyd_iters;         // full-batch Lloyd iterations after mini-batch (0)
   uint64_t seed;
   int verbose;             // progress on stderr
+  int no_bounds;           // 1: full nearest-center search for every batch row (for tests); 0:
+                           // for D > 128 rows skip it when carried triangle-inequality bounds
+                           // prove the label unchanged (same labels, ~k floats per row of memory)
 } hb_kmeans_params;
 
 typedef struct {
@@ -27,6 +32,7 @@ typedef struct {
   int lloyd_iters;         // Lloyd iterations run
   double init_inertia;     // best k-means++ inertia on the validation sample
   double inertia;          // full-data inertia of the returned centers
+  int64_t bound_skips;     // batch rows whose nearest-center search the bounds made unnecessary
 } hb_kmeans_stats;
 
 // fairseq's learn_kmeans.py settings (reassignment_ratio = 0, tol = 0, init_size = None).

@@ -97,5 +97,36 @@ int main(void) {
     CHECK_ERR(kmeans_fit(x, 5, d, &p, c, &st), "fewer than k");
     free(x); free(ct); free(c); free(truth); free(lab);
   }
+
+  // 4. D > 128 (sgemm path): the bounds carried across mini-batch steps skip full searches but
+  // give the same fit as searching every row (overlapping blobs, so labels keep changing).
+  {
+    int64_t n = 4000; int d = 160, k = 16;
+    float *x = malloc(n * d * sizeof(float)), *ct = malloc(k * d * sizeof(float));
+    float *c1 = malloc(k * d * sizeof(float)), *c2 = malloc(k * d * sizeof(float));
+    int32_t *truth = malloc(n * sizeof(int32_t));
+    make_blobs(&r, n, d, k, 0.3, x, ct, truth);
+    hb_kmeans_params p;
+    kmeans_default_params(&p);
+    p.k = k; p.batch_size = 500; p.n_init = 1; p.max_iter = 20; p.seed = seed;
+    hb_kmeans_stats s1, s2;
+    CHECK_OK(kmeans_fit(x, n, d, &p, c1, &s1));
+    p.no_bounds = 1;
+    CHECK_OK(kmeans_fit(x, n, d, &p, c2, &s2));
+    double md = 0, mc = 0;
+    for (int i = 0; i < k * d; i++) {
+      double t = fabs((double)c1[i] - c2[i]);
+      if (t > md) md = t;
+      if (fabs(c2[i]) > mc) mc = fabs(c2[i]);
+    }
+    printf("  bounds skipped %lld of %lld batch-row searches\n", (long long)s1.bound_skips, (long long)s1.steps * 500);
+    CHECK(s1.bound_skips > 0 && s2.bound_skips == 0);
+    printf("  bounds vs full search (d=%d): steps %lld / %lld, inertia %.6f / %.6f, max center diff %.3g (max |c| %.3g)\n",
+           d, (long long)s1.steps, (long long)s2.steps, s1.inertia, s2.inertia, md, mc);
+    CHECK(s1.steps == s2.steps);
+    CHECK_REL("bounds vs full-search inertia", fabs(s1.inertia - s2.inertia) / s2.inertia, 1e-5);
+    CHECK(md <= 1e-4 * (1 + mc));
+    free(x); free(ct); free(c1); free(c2); free(truth);
+  }
   return test_summary("test_kmeans");
 }
