@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Synthetic, learnable pretraining data for the trainer tests (offline, seconds to build).
 
-usage: train_fixture.py OUTDIR SEED [N_TRAIN] [N_VALID]
-Each utterance (1-2.5 s, 16 kHz) is a sequence of 60-240 ms segments; segment class c in [0, 8)
+usage: train_fixture.py OUTDIR SEED [N_TRAIN] [N_VALID] [SEG_MS_MIN:SEG_MS_MAX]
+Each utterance (1-2.5 s, 16 kHz) is a sequence of 60-240 ms (default) segments; segment class c in [0, 8)
 is a chord of two tones (c-dependent pitches) plus a little noise. Frame labels at 50 Hz are the
 class of the segment under each frame's centre (K = 8), so a masked frame's label is predictable
 from its unmasked neighbours; the topic (k = 3) is the utterance's majority class mod 3.
@@ -17,13 +17,13 @@ import numpy as np
 K, N_TOPICS, SR = 8, 3, 16000
 
 
-def utterance(rng):
+def utterance(rng, seg):
     n = int(rng.integers(16000, 40000))
     x = np.zeros(n)
     cls = np.zeros(n, np.int64)
     t = 0
     while t < n:
-        d = int(rng.integers(960, 3840))
+        d = int(rng.integers(seg[0], seg[1]))
         c = int(rng.integers(0, K))
         e = min(n, t + d)
         tt = np.arange(e - t) / SR
@@ -42,6 +42,7 @@ def utterance(rng):
 def main():
     out, seed = sys.argv[1], int(sys.argv[2])
     counts = {"train": int(sys.argv[3]) if len(sys.argv) > 3 else 48, "valid": int(sys.argv[4]) if len(sys.argv) > 4 else 8}
+    seg = [int(float(v) * SR / 1000) for v in (sys.argv[5] if len(sys.argv) > 5 else "60:240").split(":")]
     rng = np.random.default_rng(seed)
     wdir = os.path.join(out, "wav")
     os.makedirs(wdir, exist_ok=True)
@@ -50,7 +51,7 @@ def main():
         ids, lens, units, topics = [], [], [], []
         for i in range(n_utt):
             uid = "%s%03d" % (split, i)
-            x, lab, top = utterance(rng)
+            x, lab, top = utterance(rng, seg)
             with wave.open(os.path.join(wdir, uid + ".wav"), "wb") as w:
                 w.setnchannels(1)
                 w.setsampwidth(2)
