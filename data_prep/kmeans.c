@@ -63,20 +63,16 @@ static void block_sqdist(const float *x, int64_t nb, int d, const float *xsq, co
 }
 
 // Nearest center of each row: labels (n) and/or mind (n) may be NULL; returns 0/-1.
-static int assign_rows_fused(const float *x, int64_t n, int d, const float *xsq, const float *c,
-                             int k, int32_t *labels, float *mind, double *inertia) {
+static int assign_rows_fused(const float *x, int64_t n, int d, const float *c, int k, int32_t *labels,
+                             float *mind, double *inertia) {
   km_packed pk;
   if (km_pack_init(&pk, c, k, d)) return -1;
   int64_t nblocks = (n + KM_FBLOCK - 1) / KM_FBLOCK;
   double total = 0;
 #pragma omp parallel for schedule(dynamic, 4) reduction(+ : total) if (nblocks > 8)
   for (int64_t b = 0; b < nblocks; b++) {
-    float xs[KM_FBLOCK];
     int64_t r0 = b * KM_FBLOCK, nb = n - r0 < KM_FBLOCK ? n - r0 : KM_FBLOCK;
-    const float *xb = x + (size_t)r0 * d;
-    if (xsq) memcpy(xs, xsq + r0, (size_t)nb * sizeof(float));
-    else row_sqnorms_serial(xb, nb, d, xs);
-    total += km_argmin_rows(xb, nb, d, xs, &pk, labels ? labels + r0 : NULL, mind ? mind + r0 : NULL);
+    total += km_argmin_rows(x + (size_t)r0 * d, nb, d, &pk, labels ? labels + r0 : NULL, mind ? mind + r0 : NULL);
   }
   km_pack_free(&pk);
   if (inertia) *inertia = total;
@@ -133,7 +129,7 @@ static int assign_rows_gemm(const float *x, int64_t n, int d, const float *xsq, 
 
 static int assign_rows(const float *x, int64_t n, int d, const float *xsq, const float *c, int k,
                        int32_t *labels, float *mind, double *inertia) {
-  if (d <= KM_FUSED_MAX_D) return assign_rows_fused(x, n, d, xsq, c, k, labels, mind, inertia);
+  if (d <= KM_FUSED_MAX_D) return assign_rows_fused(x, n, d, c, k, labels, mind, inertia);
   return assign_rows_gemm(x, n, d, xsq, c, k, labels, mind, NULL, inertia);
 }
 
@@ -394,6 +390,55 @@ static double mean_variance(const float *x, int64_t n, int d) {
   return tot / d;
 }
 
+// k-means++ restarts, each on its own row sample and RNG stream (seed, 1000 + r), so the result
+// does not depend on the thread count. D <= 128: restarts run in parallel, each serial inside
+// (a fork/join per center costs far more than the work on a busy machine); larger D: one after
+// another with parallel distance kernels. Lowest validation inertia wins (lowest r on ties).
+static int run_inits(const float *x, const float *xsq, int64_t n, int d, int k, int n_init, int64_t init_size,
+                     uint64_t seed, const float *val, const float *valsq, int64_t vsz, int verbose,
+                     float *centers, double *best) {
+  size_t kd = (size_t)k * d, all;
+  if (hb_mul_size(kd, (size_t)n_init * sizeof(float), &all)) return hb_fail_prefix("kmeans: restarts");
+  double *ins = hb_malloc((size_t)n_init * sizeof(double));
+  float *cands = hb_malloc(all);
+  if (!ins || !cands) { free(ins); free(cands); return -1; }
+  int failed = 0;
+#pragma omp parallel if (d <= KM_FUSED_MAX_D && n_init > 1)
+  {
+    float *sub = hb_malloc((size_t)init_size * d * sizeof(float));
+    float *subsq = hb_malloc((size_t)init_size * sizeof(float));
+    int64_t *idx = hb_malloc((size_t)init_size * sizeof(int64_t));
+    int ok = sub && subsq && idx;
+#pragma omp for schedule(dynamic, 1)
+    for (int r = 0; r < n_init; r++) {
+      if (!ok) continue;
+      hb_rng rr;
+      rng_init(&rr, rng_derive_seed(seed, 1000 + (uint64_t)r));
+      for (int64_t i = 0; i < init_size; i++) idx[i] = (int64_t)rng_below(&rr, (uint64_t)n);
+      gather_rows(x, xsq, d, idx, init_size, sub, subsq);
+      if (kmeans_plusplus(sub, init_size, d, subsq, k, 0, &rr, cands + (size_t)r * kd) ||
+          assign_rows(val, vsz, d, valsq, cands + (size_t)r * kd, k, NULL, NULL, &ins[r]))
+        ok = 0;
+    }
+    if (!ok) {
+#pragma omp atomic write
+      failed = 1;
+    }
+    free(sub); free(subsq); free(idx);
+  }
+  int bi = 0;
+  for (int r = 0; r < n_init && !failed; r++) {
+    if (verbose) fprintf(stderr, "kmeans: init %d/%d inertia %.6g\n", r + 1, n_init, ins[r]);
+    if (ins[r] < ins[bi]) bi = r;
+  }
+  if (!failed) {
+    memcpy(centers, cands + (size_t)bi * kd, kd * sizeof(float));
+    *best = ins[bi];
+  }
+  free(ins); free(cands);
+  return failed ? hb_fail("kmeans: a k-means++ restart failed (out of memory)") : 0;
+}
+
 int kmeans_fit(const float *x, int64_t n, int d, const hb_kmeans_params *p, float *centers,
                hb_kmeans_stats *stats) {
   int k = p->k;
@@ -435,15 +480,8 @@ int kmeans_fit(const float *x, int64_t n, int d, const hb_kmeans_params *p, floa
   for (int64_t i = 0; i < vsz; i++) idx[i] = (int64_t)rng_below(&rng, (uint64_t)n);
   gather_rows(x, xsq, d, idx, vsz, val, valsq);
   double best = INFINITY;
-  for (int r = 0; r < p->n_init; r++) {
-    for (int64_t i = 0; i < init_size; i++) idx[i] = (int64_t)rng_below(&rng, (uint64_t)n);
-    gather_rows(x, xsq, d, idx, init_size, sub, subsq);
-    if (kmeans_plusplus(sub, init_size, d, subsq, k, 0, &rng, cand)) goto done;
-    double in;
-    if (assign_rows(val, vsz, d, valsq, cand, k, NULL, NULL, &in)) goto done;
-    if (p->verbose) fprintf(stderr, "kmeans: init %d/%d inertia %.6g\n", r + 1, p->n_init, in);
-    if (in < best) { best = in; memcpy(centers, cand, kd * sizeof(float)); }
-  }
+  if (run_inits(x, xsq, n, d, k, p->n_init, init_size, p->seed, val, valsq, vsz, p->verbose, centers, &best))
+    goto done;
   st.init_inertia = best;
 
   double tol = p->tol > 0 ? p->tol * mean_variance(x, n, d) : 0;

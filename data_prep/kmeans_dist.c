@@ -37,7 +37,7 @@ int km_pack_init(km_packed *p, const float *c, int k, int d) {
   p->ct = hb_aligned_alloc(n);
   p->csq = hb_aligned_alloc((size_t)kp * sizeof(float));
   if (!p->ct || !p->csq) { km_pack_free(p); return hb_fail_prefix("kmeans: packed centers"); }
-  p->k = k; p->kp = kp; p->d = d;
+  p->k = k; p->kp = kp; p->d = d; p->c = c;
   for (int j = 0; j < d; j++) {
     float *row = p->ct + (size_t)j * kp;
     for (int i = 0; i < k; i++) row[i] = c[(size_t)i * d + j];
@@ -119,7 +119,7 @@ KM_INLINE void argmin_r(const float *x, int d, const km_packed *p, const int R, 
   }
 }
 
-double km_argmin_rows(const float *x, int64_t n, int d, const float *xsq, const km_packed *p,
+double km_argmin_rows(const float *x, int64_t n, int d, const km_packed *p,
                       int32_t *labels, float *mind) {
   double total = 0;
   float bv[4];
@@ -129,8 +129,9 @@ double km_argmin_rows(const float *x, int64_t n, int d, const float *xsq, const 
     if (r == 4) argmin_r(x + (size_t)i * d, d, p, 4, bv, bi);
     else argmin_r(x + (size_t)i * d, d, p, 1, bv, bi);
     for (int q = 0; q < r; q++) {
-      float v = xsq[i + q] + bv[q];
-      v = v > 0 ? v : 0;
+      const float *xr = x + (size_t)(i + q) * d, *cr = p->c + (size_t)bi[q] * d;
+      float v = 0;
+      for (int j = 0; j < d; j++) { float t = xr[j] - cr[j]; v += t * t; }
       if (labels) labels[i + q] = bi[q];
       if (mind) mind[i + q] = v;
       total += v;

@@ -12,14 +12,16 @@
 typedef struct {
   int k, kp, d;
   float *ct, *csq;
+  const float *c;  // (k, d) the centers packed (not owned; must outlive the packing)
 } km_packed;
 
 int km_pack_init(km_packed *p, const float *c, int k, int d);
 void km_pack_free(km_packed *p);
 
-// Nearest center of rows x (n, d) with squared norms xsq (n): labels (n) and mind (n, clamped
-// >= 0) may be NULL; returns the sum of mind in double. Ties: lowest center index. Serial.
-double km_argmin_rows(const float *x, int64_t n, int d, const float *xsq, const km_packed *p,
+// Nearest center of rows x (n, d): labels (n) and mind (n) may be NULL; returns the sum of mind
+// in double. Ties: lowest center index. mind = sum_j (x_j - c_j)^2 for the chosen center,
+// recomputed directly (no cancellation). Serial.
+double km_argmin_rows(const float *x, int64_t n, int d, const km_packed *p,
                       int32_t *labels, float *mind);
 
 // k-means++ candidates: dist (n, kp) = distances of rows x (n, d) to the packed candidates

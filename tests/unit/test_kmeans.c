@@ -92,6 +92,7 @@ int main(void) {
     // Lloyd refinement on top does not increase inertia.
     double li;
     CHECK_OK(kmeans_lloyd(x, n, d, k, c, 10, NULL, &li));
+    printf("  lloyd after mini-batch: inertia %.6f -> %.6f\n", st.inertia, li);
     CHECK(li <= st.inertia * (1 + 1e-6));
     // n < k is an error naming the problem.
     CHECK_ERR(kmeans_fit(x, 5, d, &p, c, &st), "fewer than k");
