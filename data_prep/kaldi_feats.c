@@ -416,8 +416,16 @@ HB_HOT static void compute_block(const hb_kaldi_feats *k, const float *wave, int
     ((vlane *)melv)[j] = acc;
   }
   if (k->kind == KALDI_FBANK) {
-    for (int b = 0; b < nv; b++)
-      for (int j = 0; j < nm; j++) out[(size_t)b * (size_t)k->dim + (size_t)j] = (float)melv[(size_t)j * KB + b];
+    // (nm, KB) -> out (nv, dim): 8 x 8 tiles transposed in registers, the rest element-wise
+    int j = 0;
+    for (; j + KB <= nm; j += KB) {
+      vlane X[KB];
+      memcpy(X, melv + (size_t)j * KB, sizeof X);
+      transpose_lanes(X);
+      for (int b = 0; b < nv; b++) memcpy(out + (size_t)b * (size_t)k->dim + (size_t)j, &X[b], sizeof X[b]);
+    }
+    for (; j < nm; j++)
+      for (int b = 0; b < nv; b++) out[(size_t)b * (size_t)k->dim + (size_t)j] = (float)melv[(size_t)j * KB + b];
     return;
   }
   int nc = k->num_ceps;
