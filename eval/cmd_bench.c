@@ -160,7 +160,7 @@ static int bench_train(const char *config, int B, double seconds, int repeat, in
       rng_init(&r, (uint64_t)(100 + i));
       po.train.seed = (uint64_t)(i + 2);
       if (mask_compute(mask, B, T, NULL, c.mask_time_prob, c.mask_time_length, 2, &r) ||
-          pretrain_step(&m, &pw, wave, lens, B, L, lab, mask, NULL, &po, grads, &ps) || ctx.be->sync(&ctx))
+          pretrain_step(&m, &pw, wave, lens, B, L, lab, NULL, mask, NULL, &po, grads, &ps) || ctx.be->sync(&ctx))
         goto done;
       if (i >= 0) loss_sum += ps.loss / (double)ps.pred.count_m, masked_frac += (double)ps.pred.count_m / (B * T);
     } else if (model_forward_train(&m, &a, wave, lens, B, L, NULL, frames, &Tf, &opts) ||

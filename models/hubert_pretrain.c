@@ -21,6 +21,7 @@ void pretrain_ws_free(hb_pretrain_ws *w, hb_model *m) {
   if (w->d_topic) ctx->be->free(ctx, w->d_topic);
   if (w->d_feat) ctx->be->free(ctx, w->d_feat);
   free(w->frames);
+  free(w->loss_frames);
   if (w->arena.base) train_arena_free(&w->arena, m);
   heads_ws_free(&w->heads);
   memset(w, 0, sizeof *w);
@@ -47,7 +48,8 @@ int pretrain_ws_init(hb_pretrain_ws *w, hb_model *m, int max_B, long max_samples
   w->d_topic = ctx->be->alloc(ctx, nh);
   w->d_feat = ctx->be->alloc(ctx, nf);
   w->frames = hb_malloc(sizeof(int) * (size_t)max_B);
-  if (!w->d_last || !w->d_topic || !w->d_feat || !w->frames) goto fail;
+  w->loss_frames = hb_malloc(sizeof(int) * (size_t)max_B);
+  if (!w->d_last || !w->d_topic || !w->d_feat || !w->frames || !w->loss_frames) goto fail;
   return 0;
 fail:
   hb_fail_prefix("pretrain workspace (batch %d, %ld samples)", max_B, max_samples);
@@ -62,8 +64,8 @@ static int topic_hidden_index(const hb_config *c, const hb_pretrain_opts *o) {
 }
 
 int pretrain_step(hb_model *m, hb_pretrain_ws *w, const float *wave, const long *lengths, int B, long L,
-                  const int *const *labels, const uint8_t *mask, const int *topics, const hb_pretrain_opts *o,
-                  float *grads, hb_pretrain_stats *st) {
+                  const int *const *labels, const int *label_frames, const uint8_t *mask, const int *topics,
+                  const hb_pretrain_opts *o, float *grads, hb_pretrain_stats *st) {
   memset(st, 0, sizeof *st);
   const hb_config *c = &m->cfg;
   hb_ctx *ctx = m->ctx;
@@ -89,18 +91,25 @@ int pretrain_step(hb_model *m, hb_pretrain_ws *w, const float *wave, const long 
   int T;
   HB_TRY(model_forward_train(m, a, wave, lengths, B, L, mask, w->frames, &T, &o->train));
   st->T = T;
-  for (int b = 0; b < B; b++)
-    for (int t = w->frames[b]; t < T; t++)
+  for (int b = 0; b < B; b++) {
+    const int n = label_frames ? label_frames[b] : w->frames[b];
+    if (n < 0 || n > w->frames[b])
+      return hb_fail("pretrain: utterance %d: %d labelled frames outside [0, %d valid]", b, n, w->frames[b]);
+    w->loss_frames[b] = n;
+    for (int t = n; t < T; t++)
       if (mask[(size_t)b * T + t])
-        return hb_fail("pretrain: utterance %d: padded frame %d (of %d valid) is masked", b, t, w->frames[b]);
+        return hb_fail("pretrain: utterance %d: frame %d is masked but %s (%d labelled, %d valid)", b, t,
+                       t < w->frames[b] ? "carries no label" : "padded", n, w->frames[b]);
+  }
 
   hb_params g;
-  params_bind(&g, &m->layout, grads);
+  if (grads) params_bind(&g, &m->layout, grads);
+  hb_params *gp = grads ? &g : NULL;
   const size_t nh = (size_t)B * T * H, nf = (size_t)B * T * Cc;
 
   // Masked prediction on hidden[NL]; d_last (B, T, H) is overwritten (0 on frames without loss).
-  HB_TRY(heads_pred_loss(&w->heads, c, &m->p, &g, a->hidden[NL], labels, mask, w->frames, B, T, &o->pred,
-                         w->d_last, &st->pred));
+  HB_TRY(heads_pred_loss(&w->heads, c, &m->p, gp, a->hidden[NL], labels, mask, w->loss_frames, B, T, &o->pred,
+                         grads ? w->d_last : NULL, &st->pred));
   st->pred_loss = st->pred.loss;
   const double n_m = (double)st->pred.count_m;
 
@@ -108,22 +117,26 @@ int pretrain_step(hb_model *m, hb_pretrain_ws *w, const float *wave, const long 
   float *d_topic = NULL;
   if (topic_on) {
     hb_topic_opts to = o->topic;
-    if (o->topic_per_masked) to.weight = (float)(o->topic.weight * n_m);
-    d_topic = tk == NL ? w->d_last : w->d_topic;
-    if (tk != NL) HB_TRY(be->zero(ctx, d_topic, sizeof(float) * nh));
-    HB_TRY(heads_topic_loss(&w->heads, c, &m->p, &g, a->hidden[tk], w->frames, topics, B, T, &to, d_topic, &st->topic));
+    if (o->topic_per_masked) to.weight = (float)(o->topic.weight * (n_m > 0 ? n_m : 1.0));
+    if (grads) {
+      d_topic = tk == NL ? w->d_last : w->d_topic;
+      if (tk != NL) HB_TRY(be->zero(ctx, d_topic, sizeof(float) * nh));
+    }
+    HB_TRY(heads_topic_loss(&w->heads, c, &m->p, gp, a->hidden[tk], w->frames, topics, B, T, &to, d_topic, &st->topic));
     st->topic_loss = st->topic.loss;
   }
 
   // Feature penalty over all B * T * Cc extractor outputs (torchaudio: x.float().pow(2).mean()).
   const float *d_feat = NULL;
   if (o->feature_weight != 0.0f) {
-    HB_TRY(be->zero(ctx, w->d_feat, sizeof(float) * nf));
-    HB_TRY(heads_feature_penalty(&w->heads, &st->feature_pen, w->d_feat, a->features, nf, o->feature_weight * n_m));
+    if (grads) HB_TRY(be->zero(ctx, w->d_feat, sizeof(float) * nf));
+    float *df = grads ? w->d_feat : NULL;
+    HB_TRY(heads_feature_penalty(&w->heads, &st->feature_pen, df, a->features, nf, o->feature_weight * n_m));
+    d_feat = df;
     st->feature_loss = o->feature_weight * n_m * st->feature_pen;
-    d_feat = w->d_feat;
   }
   st->loss = st->pred_loss + st->feature_loss + st->topic_loss;
+  if (!grads) return 0;
 
   // Trunk backward: d hidden[NL] (+ d hidden[tk]) and d f; model_backward applies feature_grad_mult
   // to the whole gradient entering the extractor.

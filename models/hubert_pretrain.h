@@ -25,7 +25,7 @@ typedef struct {
   float feature_weight;     // w_f: feature penalty weight (torchaudio hubert_loss 10; 0: not computed)
   float feature_grad_mult;  // 0.1 for Base; 1: plain gradient
   hb_topic_opts topic;      // lambda (0: head off), mean over the batch or sum
-  int topic_per_masked;     // 1: multiply the topic term by n_m (train/trainer.h's normalisation)
+  int topic_per_masked;     // 1: multiply the topic term by max(n_m, 1) (train/trainer.h's normalisation)
   int topic_layer;          // hidden index 1..NL pooled by the topic head; 0: the model's cfg.topic_layer (0 = NL)
   hb_train_opts train;      // dropout / LayerDrop on (train = 1) or off, and their Philox seed
 } hb_pretrain_opts;
@@ -51,6 +51,7 @@ typedef struct {
   float *d_topic;           // (B, T, H) backend: gradient wrt hidden[topic layer] (< NL)
   float *d_feat;            // (B, T, Cc) backend: penalty gradient wrt f
   int *frames;              // (max_B) valid frames of the last step
+  int *loss_frames;         // (max_B) frames carrying labels of the last step
   int max_B, max_T;
 } hb_pretrain_ws;
 
@@ -58,12 +59,15 @@ int pretrain_ws_init(hb_pretrain_ws *w, hb_model *m, int max_B, long max_samples
 void pretrain_ws_free(hb_pretrain_ws *w, hb_model *m);
 
 // One step. wave (B, L) backend memory, lengths (B) valid samples; labels[s] (B, T) host ints at
-// the feature rate (labels_align) with T = config_num_frames(cfg, L) (padded frames ignored);
-// mask (B, T) host bytes (padded frames must not be masked); topics (B) host or NULL (needed when
-// the topic head is on). Parameter gradients are ACCUMULATED into grads (flat, backend). Fails,
+// the feature rate (labels_align) with T = config_num_frames(cfg, L); label_frames (B) host or NULL:
+// frames of each utterance that carry labels (<= its valid frames, e.g. labels_align's trimmed
+// count; NULL: all valid frames); frames beyond carry no masked-prediction loss. mask (B, T) host
+// bytes (frames beyond label_frames / padding must not be masked); topics (B) host or NULL (needed
+// when the topic head is on; it pools all valid frames). Parameter gradients are ACCUMULATED into
+// grads (flat, backend); grads NULL: loss and statistics only (validation; no backward). Fails,
 // naming the problem, on bad shapes, labels or masks; the model's heads must exist.
 int pretrain_step(hb_model *m, hb_pretrain_ws *w, const float *wave, const long *lengths, int B, long L,
-                  const int *const *labels, const uint8_t *mask, const int *topics, const hb_pretrain_opts *o,
-                  float *grads, hb_pretrain_stats *st);
+                  const int *const *labels, const int *label_frames, const uint8_t *mask, const int *topics,
+                  const hb_pretrain_opts *o, float *grads, hb_pretrain_stats *st);
 
 #endif

@@ -96,7 +96,7 @@ static int run(int argc, char **argv, hb_model *m, hb_pretrain_ws *w, bufs *bf, 
   for (int i = 0; i < repeat; i++) {
     memset(bf->grads, 0, sizeof(float) * m->layout.total);
     const double t0 = now_s();
-    HB_TRY(pretrain_step(m, w, bf->wave, bf->lens, B, L, labels, bf->mask, bf->topics, &o, bf->grads, &r));
+    HB_TRY(pretrain_step(m, w, bf->wave, bf->lens, B, L, labels, NULL, bf->mask, bf->topics, &o, bf->grads, &r));
     const double dt = now_s() - t0;
     if (dt < best) best = dt;
   }
