@@ -157,6 +157,14 @@ static int dropout_inplace(hb_ctx *ctx, const hb_train_arena *a, float *x, size_
   return ctx->be->dropout(ctx, x, x, n, pf, site_seed(a->seed, layer, site));
 }
 
+// dst = dropout(src) (a copy when dropout is off): one pass instead of copy + in-place dropout.
+static int dropout_copy(hb_ctx *ctx, const hb_train_arena *a, float *dst, const float *src, size_t n, double p,
+                        int layer, int site) {
+  const float pf = drop_p(a, p);
+  if (pf <= 0.0f) return ctx->be->copy(ctx, dst, src, sizeof(float) * n);
+  return ctx->be->dropout(ctx, dst, src, n, pf, site_seed(a->seed, layer, site));
+}
+
 static int forward_extractor(hb_model *m, hb_train_arena *a, const float *wave, int B, long L, int *Tout) {
   const hb_config *c = &m->cfg;
   const hb_backend *be = m->ctx->be;
@@ -312,8 +320,7 @@ static int backward_layer(hb_model *m, hb_train_arena *a, const hb_layer_params 
   float *g = a->g, *gt = a->gt, *gu = a->gu;
   // FFN branch. g = d out; post-LN first goes through LN2: g = d r2.
   if (!pre) HB_TRY(be->layer_norm_backward(ctx, g, lg->ln2_w, lg->ln2_b, g, s->r2, s->st2, lp->ln2_w, N, H));
-  HB_TRY(be->copy(ctx, gt, g, sizeof(float) * n));
-  HB_TRY(dropout_inplace(ctx, a, gt, n, c->hidden_dropout, l, SITE_FFN));
+  HB_TRY(dropout_copy(ctx, a, gt, g, n, c->hidden_dropout, l, SITE_FFN));
   HB_TRY(be->linear_backward(ctx, a->gff, lg->ff2_w, lg->ff2_b, gt, s->ffa, lp->ff2_w, N, FF, H));
   HB_TRY(dropout_inplace(ctx, a, a->gff, (size_t)N * FF, c->activation_dropout, l, SITE_ACT));
   HB_TRY(be->gelu_backward(ctx, a->gff, a->gff, s->ffp, (size_t)N * FF));
@@ -326,8 +333,7 @@ static int backward_layer(hb_model *m, hb_train_arena *a, const hb_layer_params 
     HB_TRY(be->layer_norm_backward(ctx, g, lg->ln1_w, lg->ln1_b, g, s->r1, s->st1, lp->ln1_w, N, H));
   }
   // Attention branch: g = d r1, r1 = x + drop(o(att(q, k, v))).
-  HB_TRY(be->copy(ctx, gt, g, sizeof(float) * n));
-  HB_TRY(dropout_inplace(ctx, a, gt, n, c->hidden_dropout, l, SITE_ATT));
+  HB_TRY(dropout_copy(ctx, a, gt, g, n, c->hidden_dropout, l, SITE_ATT));
   HB_TRY(be->linear_backward(ctx, gu, lg->o_w, lg->o_b, gt, s->att, lp->o_w, N, H, H));
   HB_TRY(be->attention_backward(ctx, a->gq, a->gk, a->gv, gu, s->q, s->k, s->v, s->lse, a->frames, B, T, NH, Dh,
                                 1.0f / sqrtf((float)Dh)));

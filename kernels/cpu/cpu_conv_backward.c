@@ -89,10 +89,52 @@ static int conv_backward_strided(hb_ctx *ctx, float *dx, float *dw, const float 
   return 0;
 }
 
+// Group g of conv_backward_im2col over all utterances; col, dcol: (Tout, kc) scratch.
+static void im2col_backward_group(float *dx, float *dwp, const float *dy, const float *x, const float *wp, float *col,
+                                  float *dcol, int g, int B, int Tin, int Cin, int Cout, int K, int stride, int pad,
+                                  int groups, int Tout, int dw) {
+  const int Cg = Cin / groups, Cgo = Cout / groups;
+  const size_t kc = (size_t)K * Cg;
+  for (int b = 0; b < B; b++) {
+    const float *dyb = dy + (size_t)b * Tout * Cout + (size_t)g * Cgo;  // (Tout, Cgo), ld Cout
+    if (dw) {
+      const float *xb = x + (size_t)b * Tin * Cin + (size_t)g * Cg;
+      for (int t = 0; t < Tout; t++) {
+        float *row = col + (size_t)t * kc;
+        for (int k = 0; k < K; k++) {
+          const int ti = t * stride + k - pad;
+          if (ti < 0 || ti >= Tin) memset(row + (size_t)k * Cg, 0, sizeof(float) * Cg);
+          else memcpy(row + (size_t)k * Cg, xb + (size_t)ti * Cin, sizeof(float) * Cg);
+        }
+      }
+      // dW_g (Cgo, kc) += dy_bg^T (Cgo, Tout) @ col (Tout, kc)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cgo, (int)kc, Tout, 1.0f, dyb, Cout, col, (int)kc, 1.0f,
+                  dwp + (size_t)g * Cgo * kc, (int)kc);
+    }
+    if (dx) {
+      // dcol (Tout, kc) = dy_bg (Tout, Cgo) @ W_g (Cgo, kc), then scatter-add into dx_bg.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tout, (int)kc, Cgo, 1.0f, dyb, Cout,
+                  wp + (size_t)g * Cgo * kc, (int)kc, 0.0f, dcol, (int)kc);
+      float *dxb = dx + (size_t)b * Tin * Cin + (size_t)g * Cg;
+      for (int t = 0; t < Tin; t++) memset(dxb + (size_t)t * Cin, 0, sizeof(float) * Cg);
+      for (int t = 0; t < Tout; t++) {
+        const float *row = dcol + (size_t)t * kc;
+        for (int k = 0; k < K; k++) {
+          const int ti = t * stride + k - pad;
+          if (ti < 0 || ti >= Tin) continue;
+          float *d = dxb + (size_t)ti * Cin;
+          const float *r = row + (size_t)k * Cg;
+          for (int c = 0; c < Cg; c++) d[c] += r[c];
+        }
+      }
+    }
+  }
+}
+
 // General path: im2col / col2im per (b, group).
 static int conv_backward_im2col(hb_ctx *ctx, float *dx, float *dw, const float *dy, const float *x, const float *w,
                                 int B, int Tin, int Cin, int Cout, int K, int stride, int pad, int groups, int Tout) {
-  const int Cg = Cin / groups, Cgo = Cout / groups;
+  const int Cg = Cin / groups;
   const size_t kc = (size_t)K * Cg, wn = (size_t)Cout * kc, coln = (size_t)Tout * kc;
   const int nthr = cpu_threads(ctx);
   const int par = groups >= nthr && nthr > 1;
@@ -107,43 +149,20 @@ static int conv_backward_im2col(hb_ctx *ctx, float *dx, float *dw, const float *
     for (int c = 0; c < Cg; c++)
       for (int k = 0; k < K; k++) wp[(size_t)o * kc + (size_t)k * Cg + c] = w[((size_t)o * Cg + c) * K + k];
 
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr) if (par)
-  for (int g = 0; g < groups; g++) {
-    float *col = bufs + 2 * coln * (size_t)(par ? omp_get_thread_num() : 0), *dcol = col + coln;
-    for (int b = 0; b < B; b++) {
-      const float *dyb = dy + (size_t)b * Tout * Cout + (size_t)g * Cgo;  // (Tout, Cgo), ld Cout
-      if (dw) {
-        const float *xb = x + (size_t)b * Tin * Cin + (size_t)g * Cg;
-        for (int t = 0; t < Tout; t++) {
-          float *row = col + (size_t)t * kc;
-          for (int k = 0; k < K; k++) {
-            const int ti = t * stride + k - pad;
-            if (ti < 0 || ti >= Tin) memset(row + (size_t)k * Cg, 0, sizeof(float) * Cg);
-            else memcpy(row + (size_t)k * Cg, xb + (size_t)ti * Cin, sizeof(float) * Cg);
-          }
-        }
-        // dW_g (Cgo, kc) += dy_bg^T (Cgo, Tout) @ col (Tout, kc)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cgo, (int)kc, Tout, 1.0f, dyb, Cout, col, (int)kc, 1.0f,
-                    dwp + (size_t)g * Cgo * kc, (int)kc);
-      }
-      if (dx) {
-        // dcol (Tout, kc) = dy_bg (Tout, Cgo) @ W_g (Cgo, kc), then scatter-add into dx_bg.
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tout, (int)kc, Cgo, 1.0f, dyb, Cout,
-                    wp + (size_t)g * Cgo * kc, (int)kc, 0.0f, dcol, (int)kc);
-        float *dxb = dx + (size_t)b * Tin * Cin + (size_t)g * Cg;
-        for (int t = 0; t < Tin; t++) memset(dxb + (size_t)t * Cin, 0, sizeof(float) * Cg);
-        for (int t = 0; t < Tout; t++) {
-          const float *row = dcol + (size_t)t * kc;
-          for (int k = 0; k < K; k++) {
-            const int ti = t * stride + k - pad;
-            if (ti < 0 || ti >= Tin) continue;
-            float *d = dxb + (size_t)ti * Cin;
-            const float *r = row + (size_t)k * Cg;
-            for (int c = 0; c < Cg; c++) d[c] += r[c];
-          }
-        }
-      }
+  // Inside a parallel region OpenBLAS runs each GEMM single-threaded; with fewer groups than
+  // threads the groups run outside any OpenMP construct so that OpenBLAS threads the GEMMs itself
+  // (an inactive `if (0)` region would make it start a nested team per call).
+  if (par) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
+    for (int g = 0; g < groups; g++) {
+      float *col = bufs + 2 * coln * (size_t)omp_get_thread_num();
+      im2col_backward_group(dx, dwp, dy, x, wp, col, col + coln, g, B, Tin, Cin, Cout, K, stride, pad, groups, Tout,
+                            dw != NULL);
     }
+  } else {
+    for (int g = 0; g < groups; g++)
+      im2col_backward_group(dx, dwp, dy, x, wp, bufs, bufs + coln, g, B, Tin, Cin, Cout, K, stride, pad, groups, Tout,
+                            dw != NULL);
   }
   if (dw) {
 #pragma omp parallel for schedule(static)
