@@ -44,6 +44,12 @@ struct hb_featfile_writer {
   hid_t *dsets;      // (ndsets,)
   hid_t utt_ds, off_ds;
   int64_t num_utts, frames;
+  // /utt_id and /offsets are small (one entry per utterance): kept in memory and written once at
+  // close. Writing a variable-length string per append made HDF5 allocate and zero two 1 MiB
+  // conversion buffers per utterance.
+  char **ids;
+  int64_t *ends;
+  int64_t cap;
 };
 
 static int write_str_attr(hid_t loc, const char *key, const char *value) {
@@ -120,6 +126,9 @@ static void writer_release(hb_featfile_writer *w) {
   if (w->utt_ds >= 0) H5Dclose(w->utt_ds);
   if (w->off_ds >= 0) H5Dclose(w->off_ds);
   if (w->file >= 0) H5Fclose(w->file);
+  for (int64_t i = 0; w->ids && i < w->num_utts; i++) free(w->ids[i]);
+  free(w->ids);
+  free(w->ends);
   free(w->names);
   free(w->dims);
   free(w->dsets);
@@ -231,7 +240,6 @@ fail_quiet:
 }
 
 int featfile_append(hb_featfile_writer *w, const char *utt_id, int64_t frames, const float *const *data) {
-  hid_t str_t = -1;
   if (!utt_id || !utt_id[0]) return hb_fail("%s: utterance %lld: empty utterance id", w->path, (long long)w->num_utts);
   if (frames < 0 || frames > ((int64_t)1 << 40)) return hb_fail("%s: utterance '%s': invalid frame count %lld", w->path, utt_id, (long long)frames);
   for (int d = 0; d < w->ndsets && frames > 0; d++) {
@@ -246,23 +254,38 @@ int featfile_append(hb_featfile_writer *w, const char *utt_id, int64_t frames, c
     CHECK_H5(append_rows(w->dsets[d], H5T_NATIVE_FLOAT, (hsize_t)w->frames, (hsize_t)frames, (hsize_t)w->dims[d], data[d]),
              "%s: utterance '%s': writing dataset /%s", w->tmp, utt_id, w->names[d]);
   int64_t end = w->frames + frames;
-  str_t = H5Tcopy(H5T_C_S1);
-  CHECK_H5(str_t, "%s: string type", w->tmp);
-  CHECK_H5(H5Tset_size(str_t, H5T_VARIABLE), "%s: string type", w->tmp);
-  CHECK_H5(H5Tset_cset(str_t, H5T_CSET_UTF8), "%s: string type", w->tmp);
-  CHECK_H5(append_rows(w->utt_ds, str_t, (hsize_t)w->num_utts, 1, 0, &utt_id), "%s: utterance '%s': writing /utt_id", w->tmp, utt_id);
-  CHECK_H5(append_rows(w->off_ds, H5T_NATIVE_INT64, (hsize_t)w->num_utts + 1, 1, 0, &end), "%s: utterance '%s': writing /offsets", w->tmp, utt_id);
-  H5Tclose(str_t);
+  if (w->num_utts == w->cap) {
+    int64_t nc = w->cap ? 2 * w->cap : 256;
+    char **ni = hb_realloc(w->ids, sizeof(char *) * (size_t)nc);
+    if (!ni) return hb_fail_prefix("%s", w->path);
+    w->ids = ni;
+    int64_t *ne = hb_realloc(w->ends, sizeof(int64_t) * (size_t)nc);
+    if (!ne) return hb_fail_prefix("%s", w->path);
+    w->ends = ne;
+    w->cap = nc;
+  }
+  if (!(w->ids[w->num_utts] = strdup(utt_id))) return hb_fail("%s: out of memory", w->path);
+  w->ends[w->num_utts] = end;
   w->frames = end;
   w->num_utts++;
   return 0;
 fail:
-  if (str_t >= 0) H5Tclose(str_t);
   return -1;
 }
 
 int featfile_close(hb_featfile_writer *w) {
   if (!w) return hb_fail("featfile_close: no writer");
+  hid_t str_t = -1;
+  if (w->num_utts > 0) {
+    str_t = H5Tcopy(H5T_C_S1);
+    CHECK_H5(str_t, "%s: string type", w->tmp);
+    CHECK_H5(H5Tset_size(str_t, H5T_VARIABLE), "%s: string type", w->tmp);
+    CHECK_H5(H5Tset_cset(str_t, H5T_CSET_UTF8), "%s: string type", w->tmp);
+    CHECK_H5(append_rows(w->utt_ds, str_t, 0, (hsize_t)w->num_utts, 0, w->ids), "%s: writing /utt_id", w->tmp);
+    CHECK_H5(append_rows(w->off_ds, H5T_NATIVE_INT64, 1, (hsize_t)w->num_utts, 0, w->ends), "%s: writing /offsets", w->tmp);
+    H5Tclose(str_t);
+    str_t = -1;
+  }
   CHECK_H5(write_num_attr(w->file, "num_utts", H5T_NATIVE_INT64, &w->num_utts), "%s", w->tmp);
   for (int d = 0; d < w->ndsets; d++) {
     CHECK_H5(H5Dclose(w->dsets[d]), "%s: closing /%s", w->tmp, w->names[d]);
@@ -280,6 +303,7 @@ int featfile_close(hb_featfile_writer *w) {
   writer_release(w);
   return 0;
 fail:
+  if (str_t >= 0) H5Tclose(str_t);
   featfile_abort(w);
   return -1;
 }
