@@ -344,11 +344,9 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
   globfree(&gt);
   HB_TRY(rc);
   HB_TRY(find_shards(c->task.data, c->dataset.valid_subset, &gv, 0));
-  if (gv.gl_pathc) {
-    rc = open_loader(t, &gv, 1, &t->valid);
-    globfree(&gv);
-    HB_TRY(rc);
-  }
+  rc = gv.gl_pathc ? open_loader(t, &gv, 1, &t->valid) : 0;
+  globfree(&gv);
+  HB_TRY(rc);
   t->sample_rate = loader_sample_rate(t->train);
   if (t->sample_rate != c->task.sample_rate)
     return hb_fail("task.sample_rate %d differs from the shards' %d Hz (%s)", c->task.sample_rate, t->sample_rate, c->task.data);
