@@ -18,7 +18,7 @@ H=$BUILD/hubert
 export OMP_NUM_THREADS=$THREADS
 [ -e "$SHARDS" ] || { echo "no shards in $SHARDS (run scripts/demo.sh first, or give SHARDS_DIR)"; exit 1; }
 echo "BLAS: $(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | awk '/^Value:/ {print $2}')"
-echo "threads: $THREADS, shards: $SHARDS, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "threads: $THREADS, shards: $SHARDS, load average: $(cut -d' ' -f1-3 /proc/loadavg) (other jobs slow both sides; compare within one run)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 rate() {  # rate LOG SKIP_FIRST: audio-s/s over the train rows (after the first SKIP_FIRST rows)
@@ -30,19 +30,20 @@ print("%.2f %.1f %.2f %d" % (a / w, a, w, len(rows)))
 PY
 }
 rss() { awk '/Maximum resident/ {printf "%.0f", $6 / 1024}' "$1"; }
+cpu() { awk '/User time/ {u = $4} /System time/ {s = $4} END {printf "%.1f", u + s}' "$1"; }  # whole process
 
 /usr/bin/time -v "$H" train configs/demo.yaml task.data="$SHARDS" checkpoint.save_dir="$tmp/demo" \
   optimization.max_update="$UD" common.log_interval="$UD" dataset.validate_interval_updates=0 \
   checkpoint.save_interval_updates=0 --resume none --threads "$THREADS" >"$tmp/demo.out" 2>"$tmp/demo.time"
 read -r d_rate d_audio d_wall _ <<<"$(rate "$tmp/demo/train_log.jsonl" 0)"
-echo "ours demo (tiny, 16 s batches): $UD updates, ${d_audio} s audio in ${d_wall} s: ${d_rate} audio-s/s, peak RSS $(rss "$tmp/demo.time") MB"
+echo "ours demo (tiny, 16 s batches): $UD updates, ${d_audio} s audio in ${d_wall} s: ${d_rate} audio-s/s, peak RSS $(rss "$tmp/demo.time") MB, process CPU $(cpu "$tmp/demo.time") s"
 
 /usr/bin/time -v "$H" train configs/base_iter1.yaml task.data="$SHARDS" checkpoint.save_dir="$tmp/base" \
   optimization.max_update="$UB" common.log_interval=1 dataset.max_tokens=256000 task.min_sample_size=16000 \
   dataset.validate_interval_updates=0 checkpoint.save_interval_updates=0 dataset.valid_subset=none \
   common.device=cpu --resume none --threads "$THREADS" >"$tmp/base.out" 2>"$tmp/base.time" || { tail -n 5 "$tmp/base.out" "$tmp/base.time"; exit 1; }
 read -r b_rate b_audio b_wall b_n <<<"$(rate "$tmp/base/train_log.jsonl" 1)"
-echo "ours Base (16 s batches): updates 2..$UB, ${b_audio} s audio in ${b_wall} s: ${b_rate} audio-s/s, peak RSS $(rss "$tmp/base.time") MB"
+echo "ours Base (16 s batches): updates 2..$UB, ${b_audio} s audio in ${b_wall} s: ${b_rate} audio-s/s, peak RSS $(rss "$tmp/base.time") MB, process CPU $(cpu "$tmp/base.time") s for $UB updates"
 
 cat >"$tmp/ta.py" <<'PY'
 import sys, time, torch, torchaudio
@@ -76,5 +77,5 @@ print("%.2f %.3f" % (B * sec / t, t))
 PY
 /usr/bin/time -v /usr/bin/python3 "$tmp/ta.py" 2 8 "$((UB - 1))" "$THREADS" >"$tmp/ta.out" 2>"$tmp/ta.time"
 read -r t_rate t_step <<<"$(cat "$tmp/ta.out")"
-echo "torchaudio Base full step (2 x 8 s): median ${t_step} s: ${t_rate} audio-s/s, peak RSS $(rss "$tmp/ta.time") MB"
+echo "torchaudio Base full step (2 x 8 s): median ${t_step} s: ${t_rate} audio-s/s, peak RSS $(rss "$tmp/ta.time") MB, process CPU $(cpu "$tmp/ta.time") s for $UB steps"
 /usr/bin/python3 -c "print('Base: ours / torchaudio throughput = %.2fx' % ($b_rate / $t_rate))"
