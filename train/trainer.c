@@ -205,6 +205,9 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
     s.topic_correct += (double)r.topic.correct;
   }
   loader_position(t->train, &t->st.pos);
+  // Test hook (docs/training.md): HUBERT_TEST_NAN_FROM_UPDATE=n makes the loss of updates >= n NaN.
+  const char *nan_from = getenv("HUBERT_TEST_NAN_FROM_UPDATE");
+  if (nan_from && *nan_from && u + 1 >= atol(nan_from)) loss = NAN;
   const double lr = sched_lr(&t->sched, u);
   *lr_out = lr;
   t->st.lr = lr;

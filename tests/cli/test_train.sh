@@ -99,7 +99,18 @@ HUBERT_TEST_CRASH_IN_CHECKPOINT=1 "$BIN" train t.yaml checkpoint.save_dir=runC o
   [ "$(readlink runC/checkpoint_last)" = checkpoint_10 ] && [ ! -e runC/.tmp_checkpoint_10 ] && ok "resume after the crash reaches update 10" ||
   bad "resume after crash: $(tail -c 500 c2.err)"
 
-# 5. Bad configs and arguments.
+# 5. Non-finite losses (test hook HUBERT_TEST_NAN_FROM_UPDATE): skipped, counted, then a clear stop.
+HUBERT_TEST_NAN_FROM_UPDATE=3 "$BIN" train t.yaml checkpoint.save_dir=runN common.max_nan_updates=3 --resume none \
+  >n.out 2>n.err && bad "NaN run succeeded"
+grep -q "training stopped at update 5: 3 non-finite updates in a row" n.err && ok "NaN stop: $(head -c 200 n.err)" ||
+  bad "NaN stop message: $(tail -c 400 n.err)"
+"$PY" - runN/train_log.jsonl <<'PY' && ok "NaN updates logged as skipped" || bad "NaN rows"
+import json, sys
+rows = {r["update"]: r for r in map(json.loads, open(sys.argv[1])) if r["split"] == "train"}
+assert rows[2]["nan_skipped"] == 0 and rows[3]["nan_skipped"] == 1 and rows[4]["nan_skipped"] == 1, rows
+PY
+
+# 6. Bad configs and arguments.
 expect_fail "unknown key" "optimization.lrr" "$BIN" train t.yaml optimization.lrr=0.1 --resume none
 expect_fail "negative lr" "optimization.lr" "$BIN" train t.yaml optimization.lr=-1 --resume none
 expect_fail "missing shard directory" "'nope' does not exist" "$BIN" train t.yaml task.data=nope --resume none checkpoint.save_dir=r5
