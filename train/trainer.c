@@ -45,8 +45,10 @@ static int grow_host(void **p, size_t *cap, size_t bytes) {
 }
 
 // The arena covers (B, L) if it was sized for at least B utterances of at least L samples; else
-// it is rebuilt for max(B, old B) x max(L, old L) when that stays within twice the batch's
-// samples, otherwise for exactly (B, L) (memory stays bounded by the largest batch).
+// it is rebuilt for max(B, old B) x max(L, old L) (so that alternating batch shapes, many short
+// or few long utterances, stop reallocating) when that arena stays within 1 GiB or twice the
+// batch's samples, otherwise for exactly (B, L) (memory stays bounded by the largest batch).
+// Arena bytes are about proportional to max_B x max_samples: the estimate scales the current one.
 static int ensure_arena(trainer *t, int B, long L) {
   if (t->have_arena && B <= t->arena.max_B && L <= t->arena.max_samples) return 0;
   int nb = B;
@@ -54,7 +56,8 @@ static int ensure_arena(trainer *t, int B, long L) {
   if (t->have_arena) {
     int mb = B > t->arena.max_B ? B : t->arena.max_B;
     long ml = L > t->arena.max_samples ? L : t->arena.max_samples;
-    if ((double)mb * ml <= 2.0 * B * L) { nb = mb; nl = ml; }
+    const double per_slot = (double)t->arena.bytes / ((double)t->arena.max_B * (double)t->arena.max_samples);
+    if ((double)mb * ml <= 2.0 * B * L || per_slot * mb * ml <= 1073741824.0) { nb = mb; nl = ml; }
     train_arena_free(&t->arena, &t->model);
     t->have_arena = 0;
   }
