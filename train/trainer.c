@@ -387,6 +387,16 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
     if (tot != t->model.layout.total)
       return hb_fail("model %s does not match the config's architecture (%zu vs %zu parameter floats, label/topic K "
                      "included)", from, t->model.layout.total, tot);
+    // Regularisation and masking come from the trainer config, not from the folder's config.json.
+    hb_config *mcl = &t->model.cfg;
+    mcl->hidden_dropout = mc.hidden_dropout;
+    mcl->attention_dropout = mc.attention_dropout;
+    mcl->activation_dropout = mc.activation_dropout;
+    mcl->feat_proj_dropout = mc.feat_proj_dropout;
+    mcl->layerdrop = mc.layerdrop;
+    mcl->mask_time_prob = mc.mask_time_prob;
+    mcl->mask_time_length = mc.mask_time_length;
+    mcl->topic_layer = mc.topic_layer;
   } else {
     HB_TRY(model_init(&t->model, &mc, &t->ctx));
     t->have_model = 1;

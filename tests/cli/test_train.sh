@@ -110,7 +110,18 @@ rows = {r["update"]: r for r in map(json.loads, open(sys.argv[1])) if r["split"]
 assert rows[2]["nan_skipped"] == 0 and rows[3]["nan_skipped"] == 1 and rows[4]["nan_skipped"] == 1, rows
 PY
 
-# 6. Bad configs and arguments.
+# 6. A fresh run from a model folder (--init): the trained weights, not a random init.
+"$BIN" train t.yaml checkpoint.save_dir=runI optimization.max_update=2 --resume none --init run/checkpoint_$N >i.out 2>i.err &&
+  "$PY" - run/train_log.jsonl runI/train_log.jsonl <<'PY' && ok "--init starts from the trained model" || bad "--init: $(tail -c 300 i.err)"
+import json, sys
+a, b = ([json.loads(l) for l in open(p) if '"train"' in l] for p in sys.argv[1:3])
+print("  first-row loss: random init %.4f, --init %.4f" % (a[0]["loss"], b[0]["loss"]))
+sys.exit(0 if b[0]["loss"] < a[0]["loss"] else 1)
+PY
+"$BIN" init --config tiny --out other --labels km:9 --seed 1 >/dev/null 2>&1
+expect_fail "--init with another architecture" "does not match" "$BIN" train t.yaml checkpoint.save_dir=runJ --resume none --init other
+
+# 7. Bad configs and arguments.
 expect_fail "unknown key" "optimization.lrr" "$BIN" train t.yaml optimization.lrr=0.1 --resume none
 expect_fail "negative lr" "optimization.lr" "$BIN" train t.yaml optimization.lr=-1 --resume none
 expect_fail "missing shard directory" "'nope' does not exist" "$BIN" train t.yaml task.data=nope --resume none checkpoint.save_dir=r5
