@@ -132,7 +132,8 @@ int train_arena_init(hb_train_arena *a, const hb_model *m, int max_B, long max_s
   a->frames = hb_calloc((size_t)max_B, sizeof(int));
   a->mask = hb_calloc((size_t)max_B * (size_t)a->max_T, 1);
   a->dropped = hb_calloc((size_t)c->num_hidden_layers + 1, sizeof(int));
-  if (!a->frames || !a->mask || !a->dropped) {
+  a->chan_mask = hb_calloc((size_t)max_B * (size_t)c->hidden_size, 1);
+  if (!a->frames || !a->mask || !a->dropped || !a->chan_mask) {
     train_arena_free(a, m);
     return hb_fail_prefix("training arena host state");
   }
@@ -144,10 +145,28 @@ void train_arena_free(hb_train_arena *a, const hb_model *m) {
   free(a->frames);
   free(a->mask);
   free(a->dropped);
+  free(a->chan_mask);
+  free(a->chan_host);
   memset(a, 0, sizeof *a);
 }
 
 // ---- forward -------------------------------------------------------------------------------------
+
+// x (B, T, H) backend: x[b, t, h] := 0 where chan_mask[b, h] (forward of the channel mask, and its
+// backward on the gradient). Staged through host memory: one download and upload of B*T*H floats.
+static int apply_channel_mask(hb_ctx *ctx, hb_train_arena *a, float *x, int B, int T, int H) {
+  const size_t n = (size_t)B * T * H;
+  if (!a->chan_host) {
+    a->chan_host = hb_malloc(sizeof(float) * (size_t)a->max_B * (size_t)a->max_T * (size_t)H);
+    if (!a->chan_host) return hb_fail_prefix("channel mask staging buffer");
+  }
+  HB_TRY(ctx->be->download(ctx, a->chan_host, x, sizeof(float) * n));
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++)
+      if (a->chan_mask[(size_t)b * H + h])
+        for (int t = 0; t < T; t++) a->chan_host[((size_t)b * T + t) * H + h] = 0.0f;
+  return ctx->be->upload(ctx, x, a->chan_host, sizeof(float) * n);
+}
 
 static float drop_p(const hb_train_arena *a, double p) { return a->train ? (float)p : 0.0f; }
 
@@ -271,6 +290,11 @@ int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const
     memcpy(a->mask, mask, (size_t)N);
     for (int i = 0; i < N; i++)
       if (mask[i]) HB_TRY(be->copy(ctx, a->x0 + (size_t)i * H, m->p.mask_emb, sizeof(float) * H));
+  }
+  a->has_chan_mask = opts && opts->channel_mask;
+  if (a->has_chan_mask) {
+    memcpy(a->chan_mask, opts->channel_mask, (size_t)B * H);
+    HB_TRY(apply_channel_mask(ctx, a, a->x0, B, T, H));
   }
 
   // Positional embedding: e = x0 + GELU(conv(x0))[:T] (even kernels give T + 1 frames).
@@ -436,8 +460,9 @@ int model_backward(hb_model *m, hb_train_arena *a, float *const *d_hidden, const
   HB_TRY(be->weight_norm_backward(ctx, gp.pos_v, gp.pos_g, a->gpos_w, m->p.pos_v, m->p.pos_g, H, H / G, K));
   HB_TRY(be->axpy(ctx, g, 1.0f, a->gt, n));  // g = d x0
 
-  // x0: masked frames are masked_spec_embed (their gradient goes there, not to the projection),
-  // padded frames were zeroed, then dropout of the projection.
+  // x0: zeroed channels get no gradient; masked frames are masked_spec_embed (their gradient goes
+  // there, not to the projection), padded frames were zeroed, then dropout of the projection.
+  if (a->has_chan_mask) HB_TRY(apply_channel_mask(ctx, a, g, B, T, H));
   if (a->has_mask)
     for (int i = 0; i < N; i++)
       if (a->mask[i]) {

@@ -25,6 +25,9 @@
 typedef struct {
   int train;      // 1: dropout and LayerDrop as configured; 0: deterministic (eval-mode) forward
   uint64_t seed;  // Philox seed of this step's dropout masks and LayerDrop draws
+  // (B, H) host bytes or NULL: wav2vec2/fairseq channel masking (mask_channel_prob), 1 = channel h
+  // of every frame of utterance b is zeroed in x0, after the time mask (fairseq HuBERT apply_mask).
+  const uint8_t *channel_mask;
 } hb_train_opts;
 
 // Saved activations of one encoder layer, each (B, T, H) unless noted; NULL where unused.
@@ -69,6 +72,9 @@ typedef struct {
   int *frames;            // (max_B) valid frames per utterance
   uint8_t *mask;          // (max_B * max_T) the frame mask used, (B, T) row-major
   int has_mask;
+  uint8_t *chan_mask;     // (max_B * H) the channel mask used (opts->channel_mask)
+  int has_chan_mask;
+  float *chan_host;       // (max_B * max_T * H) host staging for the channel mask, allocated on first use
   int *dropped;           // (num_hidden_layers) 1 if LayerDrop skipped the layer
   int train;
   uint64_t seed;
@@ -82,8 +88,8 @@ void train_arena_free(hb_train_arena *a, const hb_model *m);
 
 // Training forward. wave: (B, L) backend memory (must stay unchanged until model_backward),
 // lengths[b] <= L valid samples; mask: (B, T) host uint8 (1 = replace the frame by
-// masked_spec_embed) with T = config_num_frames(cfg, L), or NULL. frames[b] receives the valid
-// frame count, *T the padded one. Results: a->hidden[0..NL], a->features.
+// masked_spec_embed) with T = config_num_frames(cfg, L), or NULL (channel mask: opts). frames[b]
+// receives the valid frame count, *T the padded one. Results: a->hidden[0..NL], a->features.
 int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const long *lengths, int B, long L,
                         const uint8_t *mask, int *frames, int *T, const hb_train_opts *opts);
 
