@@ -18,6 +18,19 @@
 
 typedef struct hb_ctx hb_ctx;
 
+// A span of a flat parameter-layout buffer (in floats); decay = 1: weight decay applies.
+typedef struct {
+  size_t offset, numel;
+  int decay;
+} hb_span;
+
+// Per-update AdamW scalars (train/optim.c folds them in double, then rounds to float). Element i:
+//   g' = g * grad_scale; m = beta1 m + one_m_beta1 g'; v = beta2 v + one_m_beta2 g'^2;
+//   p = p * (decay span ? decay : 1) - step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps)
+typedef struct {
+  float grad_scale, beta1, beta2, one_m_beta1, one_m_beta2, step_size, inv_sqrt_bc2, eps, decay;
+} hb_adamw_args;
+
 typedef struct hb_backend {
   const char *name;
   // memory
@@ -163,6 +176,14 @@ typedef struct hb_backend {
   // mask is a pure function of (seed, i), so it is launch-order and thread-count independent and
   // the op is its own backward (dx = dropout(dy) with the same seed). n elements; y may alias x.
   int (*dropout)(hb_ctx *ctx, float *y, const float *x, size_t n, float p, uint64_t seed);
+  // ---- optimizer (train/optim.c; the math is in train/optim.h) ---------------------------------
+  // seg: HOST array of nseg disjoint spans of the flat buffers (padding between them untouched).
+  // *ss (host) = sum over the spans of sum_i x[i]^2, accumulated in double; NaN/inf propagate, so
+  // a non-finite *ss flags a non-finite gradient (the device-side NaN/inf check).
+  int (*sum_squares)(hb_ctx *ctx, double *ss, const float *x, const hb_span *seg, int nseg);
+  // One AdamW update of p, m, v from g on the spans; the scalars are folded by the caller.
+  int (*adamw)(hb_ctx *ctx, float *p, float *m, float *v, const float *g, const hb_span *seg, int nseg,
+               const hb_adamw_args *a);
 } hb_backend;
 
 struct hb_ctx {

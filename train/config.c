@@ -34,6 +34,8 @@ const cfg_key cfg_keys[] = {
     {"checkpoint", "save_interval_updates", CK_LONG, F(checkpoint, save_interval_updates), "25000", 0, BIG, NULL, 0, "updates between checkpoints (0: only at the end)"},
     {"checkpoint", "keep_interval_updates", CK_INT, F(checkpoint, keep_interval_updates), "1", -1, 1e9, NULL, 0, "interval checkpoints kept besides last/best (-1: all)"},
     {"checkpoint", "no_epoch_checkpoints", CK_BOOL, F(checkpoint, no_epoch_checkpoints), "true", NONE, CK_COMPAT, "fairseq: no per-epoch checkpoints"},
+    {"checkpoint", "best_checkpoint_metric", CK_ENUM, F(checkpoint, best_checkpoint_metric), "loss", 0, 0, "loss|wer|cer|per", 0, "hubert finetune: valid metric of checkpoint_best (wer: word error for ltr labels, phone error for phn, as fairseq's wer; hubert train: always the loss)"},
+    {"checkpoint", "save_interval", CK_INT, F(checkpoint, save_interval), "1", 0, 1e9, NULL, CK_COMPAT, "fairseq: epochs between checkpoints"},
 
     {"distributed_training", "zero", CK_INT, F(distributed_training, zero), "0", 0, 1, NULL, 0, "1: shard the optimizer state across ranks (ZeRO stage 1)"},
     {"distributed_training", "distributed_world_size", CK_INT, F(distributed_training, distributed_world_size), "1", 1, 1e6, NULL, 0, "ranks the hyper-parameters were tuned for (informative; max_tokens is per rank)"},
@@ -54,11 +56,16 @@ const cfg_key cfg_keys[] = {
     {"task", "random_crop", CK_BOOL, F(task, random_crop), "true", NONE, 0, "crop at a random offset (false: from the start)"},
     {"task", "pad_audio", CK_BOOL, F(task, pad_audio), "false", NONE, 0, "pad a batch to its longest utterance (false: crop to the shortest)"},
     {"task", "normalize", CK_BOOL, F(task, normalize), "false", NONE, 0, "normalise each waveform to zero mean, unit variance (Large models)"},
+    {"task", "fine_tuning", CK_BOOL, F(task, fine_tuning), "false", NONE, CK_COMPAT, "fairseq: fine-tuning task (hubert finetune reads task.labels ltr|phn)"},
+    {"task", "single_target", CK_BOOL, F(task, single_target), "false", NONE, CK_COMPAT, "fairseq: one label set"},
 
     {"dataset", "max_tokens", CK_LONG, F(dataset, max_tokens), "1400000", 1, 1e12, NULL, 0, "audio samples per batch and rank"},
     {"dataset", "num_workers", CK_INT, F(dataset, num_workers), "2", 0, 64, NULL, 0, "loader prefetch threads (0: load in the training thread)"},
     {"dataset", "valid_subset", CK_STR, F(dataset, valid_subset), "valid", NONE, 0, "held-out split: shards whose name starts with this"},
     {"dataset", "validate_interval_updates", CK_LONG, F(dataset, validate_interval_updates), "10000", 0, BIG, NULL, 0, "updates between validations (0: only at the end)"},
+    {"dataset", "validate_after_updates", CK_LONG, F(dataset, validate_after_updates), "0", -1, BIG, NULL, 0, "hubert finetune: no validation before this update (-1 or ${model.freeze_finetune_updates}: that value)"},
+    {"dataset", "train_subset", CK_STR, F(dataset, train_subset), "train", NONE, 0, "hubert finetune: training split, shards whose name starts with this"},
+    {"dataset", "test_subset", CK_STR, F(dataset, test_subset), "test", NONE, 0, "hubert finetune: split scored with checkpoint_best at the end (\"\": none)"},
     {"dataset", "skip_invalid_size_inputs_valid_test", CK_BOOL, F(dataset, skip_invalid_size_inputs_valid_test), "true", NONE, CK_COMPAT, "fairseq option"},
     {"dataset", "validate_interval", CK_INT, F(dataset, validate_interval), "5", 0, 1e9, NULL, CK_COMPAT, "fairseq: epochs between validations"},
 
@@ -66,11 +73,14 @@ const cfg_key cfg_keys[] = {
     {"criterion", "pred_masked_weight", CK_DOUBLE, F(criterion, pred_masked_weight), "1.0", 0, 1e6, NULL, 0, "weight of the loss on masked frames"},
     {"criterion", "pred_nomask_weight", CK_DOUBLE, F(criterion, pred_nomask_weight), "0.0", 0, 1e6, NULL, 0, "weight of the loss on unmasked frames"},
     {"criterion", "loss_weights", CK_DLIST, F(criterion, loss_weights), "[10.0]", 0, 1e6, NULL, 0, "weight of the feature penalty (mean square of the extractor output)"},
+    {"criterion", "zero_infinity", CK_BOOL, F(criterion, zero_infinity), "false", NONE, 0, "hubert finetune: utterances too short for their transcript carry no CTC loss (false: the update is non-finite and skipped)"},
+    {"criterion", "post_process", CK_STR, F(criterion, post_process), "letter", NONE, CK_COMPAT, "fairseq: decoding post-processing"},
 
     {"optimization", "max_update", CK_LONG, F(optimization, max_update), "400000", 1, 1e15, NULL, 0, "updates to train for"},
     {"optimization", "lr", CK_DLIST, F(optimization, lr), "[0.0005]", 0, 10, NULL, 0, "peak learning rate (fairseq writes a list; the first entry is used)"},
     {"optimization", "update_freq", CK_INT, F(optimization, update_freq), "1", 1, 1e6, NULL, 0, "batches accumulated per update"},
     {"optimization", "clip_norm", CK_DOUBLE, F(optimization, clip_norm), "10.0", 0, 1e12, NULL, 0, "clip the global gradient norm to this (0: no clipping)"},
+    {"optimization", "sentence_avg", CK_BOOL, F(optimization, sentence_avg), "false", NONE, 0, "hubert finetune: gradient of the CTC loss per utterance (false: per target token)"},
 
     {"optimizer", "_name", CK_ENUM, F(optimizer, name), "adam", 0, 0, "adam|adamw", 0, "adam is fairseq's (decoupled weight decay, i.e. AdamW); both run the same update"},
     {"optimizer", "adam_betas", CK_DLIST, F(optimizer, adam_betas), "(0.9,0.98)", 0, 0.999999999, NULL, 0, "Adam beta1, beta2"},
@@ -85,6 +95,9 @@ const cfg_key cfg_keys[] = {
     {"lr_scheduler", "phase_ratio", CK_DLIST, F(lr_scheduler, phase_ratio), "[0.1,0.4,0.5]", 0, 1, NULL, 0, "tri_stage: warmup, hold, decay fractions (sum 1)"},
     {"lr_scheduler", "init_lr_scale", CK_DOUBLE, F(lr_scheduler, init_lr_scale), "0.01", 0, 1, NULL, 0, "tri_stage: initial rate / peak"},
     {"lr_scheduler", "final_lr_scale", CK_DOUBLE, F(lr_scheduler, final_lr_scale), "0.01", 1e-12, 1, NULL, 0, "tri_stage: final rate / peak"},
+    {"lr_scheduler", "warmup_steps", CK_LONG, F(lr_scheduler, warmup_steps), "0", 0, 1e15, NULL, 0, "tri_stage: warmup updates (any of warmup/hold/decay_steps > 0 replaces phase_ratio)"},
+    {"lr_scheduler", "hold_steps", CK_LONG, F(lr_scheduler, hold_steps), "0", 0, 1e15, NULL, 0, "tri_stage: updates at the peak rate"},
+    {"lr_scheduler", "decay_steps", CK_LONG, F(lr_scheduler, decay_steps), "0", 0, 1e15, NULL, 0, "tri_stage: exponential decay updates"},
 
     {"model", "_name", CK_STR, F(model, name), "hubert", NONE, CK_COMPAT, "fairseq: model name"},
     {"model", "preset", CK_ENUM, F(model, preset), "base", 0, 0, "tiny|base|large|xlarge", CK_PRESET, "architecture preset; applied before the file's model fields"},
@@ -114,6 +127,20 @@ const cfg_key cfg_keys[] = {
     {"model", "conv_feature_layers", CK_STR, F(model, conv_feature_layers), "", NONE, 0, "fairseq's extractor spec; only its standard layout '[(D,10,5)] + [(D,3,2)] * 4 + [(D,2,2)] * 2' with D = model.conv_dim (\"\": that layout)"},
     {"model", "skip_masked", CK_BOOL, F(model, skip_masked), "false", NONE, CK_COMPAT, "fairseq option"},
     {"model", "skip_nomask", CK_BOOL, F(model, skip_nomask), "false", NONE, CK_COMPAT, "fairseq option"},
+    {"model", "w2v_path", CK_STR, F(model, w2v_path), "", NONE, 0, "hubert finetune: pretrained model folder (ours or Hugging Face HuBERT/wav2vec2)"},
+    {"model", "no_pretrained_weights", CK_BOOL, F(model, no_pretrained_weights), "false", NONE, 0, "hubert finetune: random init of w2v_path's architecture (the untrained baseline)"},
+    {"model", "apply_mask", CK_BOOL, F(model, apply_mask), "false", NONE, 0, "hubert finetune: time (mask_prob, mask_length) and channel masking"},
+    {"model", "mask_channel_prob", CK_DOUBLE, F(model, mask_channel_prob), "0.0", 0, 1, NULL, 0, "hubert finetune: fraction of feature channels that start a masked (zeroed) channel span"},
+    {"model", "mask_channel_length", CK_INT, F(model, mask_channel_length), "10", 1, 1e6, NULL, 0, "hubert finetune: channel mask span length"},
+    {"model", "freeze_finetune_updates", CK_LONG, F(model, freeze_finetune_updates), "0", 0, BIG, NULL, 0, "hubert finetune: only the CTC head trains before this update"},
+    {"model", "final_dropout", CK_DOUBLE, F(model, final_dropout), "0.0", 0, 0.99, NULL, 0, "hubert finetune: dropout before the CTC head"},
+    {"model", "layerdrop", CK_DOUBLE, F(model, layerdrop), "0.0", 0, 0.99, NULL, 0, "hubert finetune: LayerDrop (hubert train: encoder_layerdrop)"},
+    {"model", "mask_selection", CK_STR, F(model, mask_selection), "static", NONE, 0, "fairseq mask span lengths: static only"},
+    {"model", "mask_channel_selection", CK_STR, F(model, mask_channel_selection), "static", NONE, 0, "fairseq channel span lengths: static only"},
+    {"model", "mask_other", CK_DOUBLE, F(model, mask_other), "0.0", 0, 1e6, NULL, CK_COMPAT, "fairseq: span length parameter of non-static selections"},
+    {"model", "mask_channel_other", CK_DOUBLE, F(model, mask_channel_other), "0.0", 0, 1e6, NULL, CK_COMPAT, "fairseq: as mask_other for channels"},
+    {"model", "no_mask_overlap", CK_BOOL, F(model, no_mask_overlap), "false", NONE, CK_COMPAT, "fairseq option"},
+    {"model", "no_mask_channel_overlap", CK_BOOL, F(model, no_mask_channel_overlap), "false", NONE, CK_COMPAT, "fairseq option"},
 
     {"topic", "weight", CK_DOUBLE, F(topic, weight), "1.0", 0, 1e6, NULL, 0, "lambda of the topic loss (0 disables the head)"},
     {"topic", "k", CK_INT, F(topic, k), "0", 0, 1e6, NULL, 0, "topics (0: the k attribute of the shards' topic set)"},
@@ -287,7 +314,8 @@ int cfg_set(hb_train_config *c, int ki, const cfg_value *in) {
     case CK_INT:
     case CK_LONG: {
       long x = 0;
-      if (parse_integer(s, k->min, k->max, &x)) return -1;
+      if (!strcmp(k->key, "validate_after_updates") && !strcmp(s, "${model.freeze_finetune_updates}")) x = -1;  // fairseq interpolation
+      else if (parse_integer(s, k->min, k->max, &x)) return -1;
       if (k->type == CK_INT) *(int *)field = (int)x;
       else *(long *)field = x;
       return 0;
@@ -396,6 +424,8 @@ int train_config_validate(const hb_train_config *c) {
       return hb_fail("model.conv_feature_layers: only fairseq's standard layout '[(D,10,5)] + [(D,3,2)] * 4 + [(D,2,2)] * 2' "
                      "with D = model.conv_dim (%d) is supported, got '%s'", d, c->model.conv_feature_layers);
   }
+  if (strcmp(c->model.mask_selection, "static") || strcmp(c->model.mask_channel_selection, "static"))
+    return hb_fail("model.mask_selection / model.mask_channel_selection: only 'static' spans are supported");
   if (c->dataset.max_tokens < c->task.min_sample_size)
     return hb_fail("dataset.max_tokens (%ld) is below task.min_sample_size (%ld): no utterance fits a batch", c->dataset.max_tokens, c->task.min_sample_size);
   return 0;
@@ -568,6 +598,11 @@ void train_config_schedule(const hb_train_config *c, hb_lr_schedule *s) {
   s->end_lr = c->lr_scheduler.end_learning_rate;
   s->power = c->lr_scheduler.power;
   for (int i = 0; i < 3; i++) s->phase_ratio[i] = c->lr_scheduler.phase_ratio.v[i];
+  const long st[3] = {c->lr_scheduler.warmup_steps, c->lr_scheduler.hold_steps, c->lr_scheduler.decay_steps};
+  if (s->kind == HB_LR_TRI_STAGE && st[0] + st[1] + st[2] > 0) {  // fairseq's explicit steps: total = their sum
+    s->total = st[0] + st[1] + st[2];
+    for (int i = 0; i < 3; i++) s->phase_ratio[i] = ((double)st[i] + 0.5) / (double)s->total;  // (long)(total * r) == st[i]
+  }
   s->init_lr_scale = c->lr_scheduler.init_lr_scale;
   s->final_lr_scale = c->lr_scheduler.final_lr_scale;
 }

@@ -40,6 +40,8 @@ typedef struct {
     long save_interval_updates;
     int keep_interval_updates;   // -1 keeps all
     int no_epoch_checkpoints;    // fairseq compatibility (ignored)
+    int best_checkpoint_metric;  // hubert finetune: 0 loss | 1 wer | 2 cer | 3 per
+    int save_interval;           // fairseq compatibility (ignored)
   } checkpoint;
   struct {
     int zero;                    // 1: shard optimizer state across ranks (ZeRO-1)
@@ -56,24 +58,30 @@ typedef struct {
     int sample_rate;
     long max_sample_size, min_sample_size;
     int random_crop, pad_audio, normalize;
+    int fine_tuning, single_target;  // fairseq compatibility (ignored)
   } task;
   struct {
     long max_tokens;             // samples per batch (per rank)
     int num_workers;             // prefetch threads
     char valid_subset[64];
     long validate_interval_updates;
+    long validate_after_updates;     // hubert finetune: no validation before (-1: model.freeze_finetune_updates)
+    char train_subset[64], test_subset[64];  // hubert finetune: shard name prefixes
     int skip_invalid_size_inputs_valid_test, validate_interval;  // fairseq compatibility
   } dataset;
   struct {
     char name[32];
     double pred_masked_weight, pred_nomask_weight;
     hb_cfg_dlist loss_weights;   // feature penalty weight(s)
+    int zero_infinity;           // hubert finetune: drop utterances CTC cannot align (else the loss is inf)
+    char post_process[32];       // fairseq compatibility (ignored)
   } criterion;
   struct {
     long max_update;
     hb_cfg_dlist lr;             // peak learning rate (first entry)
     int update_freq;             // gradient accumulation steps
     double clip_norm;            // 0: no clipping
+    int sentence_avg;            // hubert finetune: normalise the CTC loss by utterances (else by target tokens)
   } optimization;
   struct {
     int name;                    // 0 adam (fairseq's: decoupled weight decay) | 1 adamw (same update)
@@ -87,6 +95,7 @@ typedef struct {
     long total_num_update;       // 0 = optimization.max_update
     hb_cfg_dlist phase_ratio;
     double init_lr_scale, final_lr_scale;
+    long warmup_steps, hold_steps, decay_steps;  // tri_stage: explicit phase lengths (any > 0: replace phase_ratio)
   } lr_scheduler;
   struct {
     char name[32];
@@ -101,6 +110,18 @@ typedef struct {
     double encoder_layerdrop, feature_grad_mult, logit_temp;
     int skip_masked, skip_nomask;  // fairseq compatibility
     char conv_feature_layers[128];  // fairseq's extractor spec: only its standard layout (checked)
+    // hubert finetune (fairseq hubert_ctc names)
+    char w2v_path[HB_CFG_PATH_LEN];  // pretrained model folder
+    int no_pretrained_weights;   // 1: random init of w2v_path's architecture (the untrained baseline)
+    int apply_mask;              // time (mask_prob, mask_length) and channel masking while fine-tuning
+    double mask_channel_prob;
+    int mask_channel_length;
+    long freeze_finetune_updates;  // only the CTC head trains before this update
+    double final_dropout;        // dropout before the CTC head
+    double layerdrop;            // LayerDrop while fine-tuning
+    char mask_selection[16], mask_channel_selection[16];  // fairseq compatibility ("static" only)
+    double mask_other, mask_channel_other;                // fairseq compatibility (ignored)
+    int no_mask_overlap, no_mask_channel_overlap;         // fairseq compatibility (ignored)
   } model;
   struct {
     double weight;               // lambda; 0 disables the head

@@ -64,23 +64,50 @@ int optim_init_layout(hb_adamw *o, const hb_param_layout *L, const hb_adamw_hpar
   return rc;
 }
 
+// The backend running the element loops: the context's, or the CPU's for host arrays.
+static const hb_backend *optim_be(const hb_adamw *o) { return o->ctx ? o->ctx->be : &hb_backend_cpu; }
+
 void optim_free(hb_adamw *o) {
   free(o->seg);
-  hb_aligned_free(o->m);
-  hb_aligned_free(o->v);
+  if (o->ctx) {
+    if (o->m) o->ctx->be->free(o->ctx, o->m);
+    if (o->v) o->ctx->be->free(o->ctx, o->v);
+  } else {
+    hb_aligned_free(o->m);
+    hb_aligned_free(o->v);
+  }
   memset(o, 0, sizeof *o);
 }
 
-double optim_grad_norm(const hb_adamw *o, const float *grad, double scale) {
-  double ss = 0;
-  for (int s = 0; s < o->nseg; s++) {
-    const float *g = grad + o->seg[s].offset;
-    long n = (long)o->seg[s].numel;
-    double part = 0;
-#pragma omp parallel for reduction(+ : part) schedule(static) if (n > 65536)
-    for (long i = 0; i < n; i++) part += (double)g[i] * (double)g[i];
-    ss += part;
+int optim_use_backend(hb_adamw *o, hb_ctx *ctx) {
+  if (!ctx || ctx->be == &hb_backend_cpu || o->ctx == ctx) return 0;
+  if (o->ctx) return hb_fail("optimizer: the state already lives on backend '%s'", o->ctx->be->name);
+  if (!ctx->be->sum_squares || !ctx->be->adamw)
+    return hb_fail("optimizer: backend '%s' has no sum_squares/adamw ops (kernels/ops.h)", ctx->be->name);
+  const size_t bytes = sizeof(float) * (o->total ? o->total : 1);
+  float *m = ctx->be->alloc(ctx, bytes), *v = m ? ctx->be->alloc(ctx, bytes) : NULL;  // zeroed
+  if (!v) {
+    if (m) ctx->be->free(ctx, m);
+    return hb_fail_prefix("optimizer state on backend '%s' (2 x %zu bytes)", ctx->be->name, bytes);
   }
+  hb_aligned_free(o->m);
+  hb_aligned_free(o->v);
+  o->m = m;
+  o->v = v;
+  o->ctx = ctx;
+  return 0;
+}
+
+// Sum of squares of grad over the segments; -1 only if the backend call fails.
+static int grad_sum_squares(const hb_adamw *o, const float *grad, double *ss) {
+  *ss = 0;
+  if (optim_be(o)->sum_squares(o->ctx, ss, grad, o->seg, o->nseg)) return hb_fail_prefix("optimizer: gradient norm");
+  return 0;
+}
+
+double optim_grad_norm(const hb_adamw *o, const float *grad, double scale) {
+  double ss;
+  if (grad_sum_squares(o, grad, &ss)) return NAN;
   // The squares of the unscaled gradient are summed, so scale enters once: |scale| * sqrt(ss).
   return fabs(scale) * sqrt(ss);
 }
@@ -88,7 +115,9 @@ double optim_grad_norm(const hb_adamw *o, const float *grad, double scale) {
 int optim_step(hb_adamw *o, float *param, const float *grad, double grad_scale, double lr, double clip,
                hb_optim_stats *stats) {
   hb_optim_stats st = {0};
-  st.grad_norm = optim_grad_norm(o, grad, grad_scale);
+  double ss;
+  HB_TRY(grad_sum_squares(o, grad, &ss));
+  st.grad_norm = fabs(grad_scale) * sqrt(ss);
   st.clip_coef = 1.0;
   if (!isfinite(st.grad_norm) || !isfinite(grad_scale) || !isfinite(lr)) {
     st.skipped = 1;
@@ -106,28 +135,42 @@ int optim_step(hb_adamw *o, float *param, const float *grad, double grad_scale, 
   const double bc2 = 1.0 - pow(b2, (double)o->step);
   // Per-element work in float with the scalars folded in double first (as PyTorch's fp32 path):
   //   p = p * (1 - lr wd);  p -= step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps)
-  const float gs = (float)(grad_scale * st.clip_coef);
-  const float fb1 = (float)b1, fb2 = (float)b2, f1b1 = (float)(1.0 - b1), f1b2 = (float)(1.0 - b2);
-  const float step_size = (float)(lr / bc1);
-  const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-  const float eps = (float)o->hp.eps;
-  for (int s = 0; s < o->nseg; s++) {
-    const size_t off = o->seg[s].offset;
-    const long n = (long)o->seg[s].numel;
-    float *p = param + off, *m = o->m + off, *v = o->v + off;
-    const float *g = grad + off;
-    const float decay = o->seg[s].decay ? (float)(1.0 - lr * o->hp.weight_decay) : 1.0f;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (long i = 0; i < n; i++) {
-      float gi = g[i] * gs;
-      float mi = fb1 * m[i] + f1b1 * gi;
-      float vi = fb2 * v[i] + f1b2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = p[i] * decay - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
-    }
+  hb_adamw_args a;
+  a.grad_scale = (float)(grad_scale * st.clip_coef);
+  a.beta1 = (float)b1;
+  a.beta2 = (float)b2;
+  a.one_m_beta1 = (float)(1.0 - b1);
+  a.one_m_beta2 = (float)(1.0 - b2);
+  a.step_size = (float)(lr / bc1);
+  a.inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
+  a.eps = (float)o->hp.eps;
+  a.decay = (float)(1.0 - lr * o->hp.weight_decay);
+  if (optim_be(o)->adamw(o->ctx, param, o->m, o->v, grad, o->seg, o->nseg, &a)) {
+    o->step--;
+    return hb_fail_prefix("optimizer: AdamW update");
   }
   if (stats) *stats = st;
+  return 0;
+}
+
+// Host copies of the moments for optim_save/load when they live on a backend (NULL otherwise).
+static int host_moments(const hb_adamw *o, float **hm, float **hv, int download) {
+  *hm = *hv = NULL;
+  if (!o->ctx) return 0;
+  const size_t bytes = sizeof(float) * (o->total ? o->total : 1);
+  *hm = hb_malloc(bytes);
+  *hv = *hm ? hb_malloc(bytes) : NULL;
+  if (!*hv) {
+    free(*hm);
+    *hm = NULL;
+    return -1;
+  }
+  if (download && (o->ctx->be->download(o->ctx, *hm, o->m, bytes) || o->ctx->be->download(o->ctx, *hv, o->v, bytes))) {
+    free(*hm);
+    free(*hv);
+    *hm = *hv = NULL;
+    return hb_fail_prefix("optimizer state download");
+  }
   return 0;
 }
 
@@ -138,9 +181,14 @@ int optim_save(const hb_adamw *o, const char *path) {
   snprintf(total, sizeof total, "%zu", o->total);
   const char *keys[] = {"step", "skipped", "total"};
   const char *vals[] = {step, skipped, total};
-  hb_st_entry e[2] = {{"optimizer.exp_avg", o->m, 1, {(int64_t)o->total}},
-                      {"optimizer.exp_avg_sq", o->v, 1, {(int64_t)o->total}}};
-  if (st_write(path, 2, e, HB_DT_F32, 3, keys, vals)) return hb_fail_prefix("optimizer state");
+  float *hm, *hv;
+  HB_TRY(host_moments(o, &hm, &hv, 1));
+  hb_st_entry e[2] = {{"optimizer.exp_avg", hm ? hm : o->m, 1, {(int64_t)o->total}},
+                      {"optimizer.exp_avg_sq", hv ? hv : o->v, 1, {(int64_t)o->total}}};
+  int rc = st_write(path, 2, e, HB_DT_F32, 3, keys, vals);
+  free(hm);
+  free(hv);
+  if (rc) return hb_fail_prefix("optimizer state");
   return 0;
 }
 
@@ -161,6 +209,7 @@ int optim_load(hb_adamw *o, const char *path) {
   if (st_open(path, &st)) return -1;
   int rc = -1;
   long step = 0, skipped = 0, total = 0;
+  float *hm = NULL, *hv = NULL;
   const hb_st_tensor *tm = st_find(&st, "optimizer.exp_avg"), *tv = st_find(&st, "optimizer.exp_avg_sq");
   if (meta_long(&st, "step", &step) || meta_long(&st, "skipped", &skipped) || meta_long(&st, "total", &total)) goto done;
   if ((size_t)total != o->total) {
@@ -171,11 +220,17 @@ int optim_load(hb_adamw *o, const char *path) {
     hb_fail("tensor optimizer.exp_avg or optimizer.exp_avg_sq is missing");
     goto done;
   }
-  if (st_read_f32(&st, tm, o->m, o->total) || st_read_f32(&st, tv, o->v, o->total)) goto done;
+  if (host_moments(o, &hm, &hv, 0)) goto done;
+  if (st_read_f32(&st, tm, hm ? hm : o->m, o->total) || st_read_f32(&st, tv, hv ? hv : o->v, o->total)) goto done;
+  if (hm && (o->ctx->be->upload(o->ctx, o->m, hm, sizeof(float) * o->total) ||
+             o->ctx->be->upload(o->ctx, o->v, hv, sizeof(float) * o->total)))
+    goto done;
   o->step = step;
   o->skipped = skipped;
   rc = 0;
 done:
+  free(hm);
+  free(hv);
   if (rc) hb_fail_prefix("%s", path);
   st_close(&st);
   return rc;

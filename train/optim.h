@@ -18,12 +18,11 @@
 
 #include <stddef.h>
 
+#include "kernels/ops.h"
 #include "models/hubert_params.h"
 
-typedef struct {
-  size_t offset, numel;  // in floats
-  int decay;             // 1: weight decay applies
-} hb_optim_segment;
+// {offset, numel (floats), decay (1: weight decay applies)}: kernels/ops.h's span.
+typedef hb_span hb_optim_segment;
 
 typedef struct {
   double beta1, beta2, eps, weight_decay;
@@ -33,7 +32,9 @@ typedef struct {
   size_t total;            // floats in each flat buffer (the layout's total)
   int nseg;
   hb_optim_segment *seg;
-  float *m, *v;            // (total) first and second moments, parameter layout, padding = 0
+  float *m, *v;            // (total) first and second moments, parameter layout, padding = 0;
+                           // host memory, or backend memory after optim_use_backend()
+  hb_ctx *ctx;             // NULL: host arrays, the CPU backend's loops; else that backend's
   long step;               // updates applied (t of the bias correction)
   long skipped;            // non-finite updates skipped in total
   hb_adamw_hparams hp;
@@ -52,6 +53,11 @@ int optim_init(hb_adamw *o, size_t total, const hb_optim_segment *seg, int nseg,
 // Segments from the parameter table: decay = hb_param_info.decay.
 int optim_init_layout(hb_adamw *o, const hb_param_layout *L, const hb_adamw_hparams *hp);
 void optim_free(hb_adamw *o);
+// Moves the moments to ctx's backend memory (call right after optim_init*; the moments must
+// still be zero): param and grad of optim_step / optim_grad_norm are then backend memory, the
+// norm and the NaN/inf check run there (one double comes back per step), and optim_save/load
+// stage through the host. A CPU context keeps the host arrays (nothing changes).
+int optim_use_backend(hb_adamw *o, hb_ctx *ctx);
 
 // ||grad * scale||_2 over the segments, accumulated in double.
 double optim_grad_norm(const hb_adamw *o, const float *grad, double scale);

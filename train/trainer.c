@@ -335,7 +335,6 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
   t->st.pos.epoch = 1;
   t->topic_on = c->topic.name[0] && c->topic.weight > 0;
   if (c->task.labels.n < 1) return hb_fail("task.labels: at least one label set is needed for masked prediction");
-  if (c->common.device) return hb_fail("common.device: training runs on the CPU only for now (the heads have no CUDA ops yet)");
   // Resume point first: the loader starts at the saved position.
   HB_TRY(checkpoint_resolve(c->checkpoint.save_dir, args->resume ? args->resume : "auto", t->resume_dir, &t->resumed));
   if (t->resumed) {
@@ -374,8 +373,9 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
       return hb_fail("topic.k = %d but the shards' topic set '%s' has k = %d", c->topic.k, c->topic.name, k);
     mc.topic_k = k;
   }
-  HB_TRY(ops_ctx_init(&t->ctx, "cpu", args->threads));
+  HB_TRY(ops_ctx_init(&t->ctx, c->common.device ? "cuda" : "cpu", args->threads));
   t->have_ctx = 1;
+  if (ops_check_backward(&t->ctx)) return hb_fail_prefix("common.device");
   const char *from = t->resumed ? t->resume_dir : args->init_model;
   if (from) {
     if (model_load(&t->model, from, &t->ctx)) return hb_fail_prefix("model from %s", from);
@@ -408,6 +408,7 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
   hb_adamw_hparams hp = train_config_adamw(c);
   HB_TRY(optim_init_layout(&t->opt, &t->model.layout, &hp));
   t->have_opt = 1;
+  HB_TRY(optim_use_backend(&t->opt, &t->ctx));  // moments next to the parameters (CPU: host)
   if (t->resumed) {
     char p[2 * HB_CFG_PATH_LEN];
     snprintf(p, sizeof p, "%s/trainer_state.safetensors", t->resume_dir);

@@ -68,4 +68,6 @@ const hb_backend hb_backend_cpu = {
     .seq_mean_pool_backward = cpu_seq_mean_pool_backward,
     .ctc_loss = cpu_ctc_loss,
     .dropout = cpu_dropout,  // its own backward (same seed)
+    .sum_squares = cpu_sum_squares,
+    .adamw = cpu_adamw,
 };

@@ -56,6 +56,10 @@ int cpu_ctc_loss(hb_ctx *ctx, float *loss, float *dz, const float *z, const int 
 
 // Dropout with a Philox counter mask (kernels/cpu/cpu_dropout.c).
 int cpu_dropout(hb_ctx *ctx, float *y, const float *x, size_t n, float p, uint64_t seed);
+// Optimizer loops (kernels/cpu/cpu_optim.c).
+int cpu_sum_squares(hb_ctx *ctx, double *ss, const float *x, const hb_span *seg, int nseg);
+int cpu_adamw(hb_ctx *ctx, float *p, float *m, float *v, const float *g, const hb_span *seg, int nseg,
+              const hb_adamw_args *a);
 
 // Number of OpenMP threads ops may use (ctx->num_threads, or the OpenMP default).
 int cpu_threads(const hb_ctx *ctx);
