@@ -150,6 +150,8 @@ void train_arena_free(hb_train_arena *a, const hb_model *m) {
   memset(a, 0, sizeof *a);
 }
 
+void train_arena_set_channel_mask(hb_train_arena *a, const uint8_t *mask) { a->chan_next = mask; }
+
 // ---- forward -------------------------------------------------------------------------------------
 
 // x (B, T, H) backend: x[b, t, h] := 0 where chan_mask[b, h] (forward of the channel mask, and its
@@ -291,9 +293,10 @@ int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const
     for (int i = 0; i < N; i++)
       if (mask[i]) HB_TRY(be->copy(ctx, a->x0 + (size_t)i * H, m->p.mask_emb, sizeof(float) * H));
   }
-  a->has_chan_mask = opts && opts->channel_mask;
+  a->has_chan_mask = a->chan_next != NULL;
   if (a->has_chan_mask) {
-    memcpy(a->chan_mask, opts->channel_mask, (size_t)B * H);
+    memcpy(a->chan_mask, a->chan_next, (size_t)B * H);
+    a->chan_next = NULL;
     HB_TRY(apply_channel_mask(ctx, a, a->x0, B, T, H));
   }
 

@@ -25,9 +25,6 @@
 typedef struct {
   int train;      // 1: dropout and LayerDrop as configured; 0: deterministic (eval-mode) forward
   uint64_t seed;  // Philox seed of this step's dropout masks and LayerDrop draws
-  // (B, H) host bytes or NULL: wav2vec2/fairseq channel masking (mask_channel_prob), 1 = channel h
-  // of every frame of utterance b is zeroed in x0, after the time mask (fairseq HuBERT apply_mask).
-  const uint8_t *channel_mask;
 } hb_train_opts;
 
 // Saved activations of one encoder layer, each (B, T, H) unless noted; NULL where unused.
@@ -72,7 +69,8 @@ typedef struct {
   int *frames;            // (max_B) valid frames per utterance
   uint8_t *mask;          // (max_B * max_T) the frame mask used, (B, T) row-major
   int has_mask;
-  uint8_t *chan_mask;     // (max_B * H) the channel mask used (opts->channel_mask)
+  const uint8_t *chan_next;  // train_arena_set_channel_mask: used (and cleared) by the next forward
+  uint8_t *chan_mask;     // (max_B * H) the channel mask of the last forward
   int has_chan_mask;
   float *chan_host;       // (max_B * max_T * H) host staging for the channel mask, allocated on first use
   int *dropped;           // (num_hidden_layers) 1 if LayerDrop skipped the layer
@@ -85,10 +83,14 @@ typedef struct {
 
 int train_arena_init(hb_train_arena *a, const hb_model *m, int max_B, long max_samples);
 void train_arena_free(hb_train_arena *a, const hb_model *m);
+// Channel masking (wav2vec2/fairseq mask_channel_prob) for the NEXT model_forward_train only:
+// mask (B, H) host bytes, 1 = channel h of every frame of utterance b is zeroed in x0 after the
+// time mask (fairseq HuBERT apply_mask); the bytes must stay valid until that forward; NULL: none.
+void train_arena_set_channel_mask(hb_train_arena *a, const uint8_t *mask);
 
 // Training forward. wave: (B, L) backend memory (must stay unchanged until model_backward),
 // lengths[b] <= L valid samples; mask: (B, T) host uint8 (1 = replace the frame by
-// masked_spec_embed) with T = config_num_frames(cfg, L), or NULL (channel mask: opts). frames[b]
+// masked_spec_embed) with T = config_num_frames(cfg, L), or NULL. frames[b]
 // receives the valid frame count, *T the padded one. Results: a->hidden[0..NL], a->features.
 int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const long *lengths, int B, long L,
                         const uint8_t *mask, int *frames, int *T, const hb_train_opts *opts);
