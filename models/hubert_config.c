@@ -212,7 +212,9 @@ static int check_string(const json_value *obj, const char *key, const char *cons
 }
 
 static int parse_extras(const json_value *x, hb_config *c) {
-  static const char *known[] = {"final_dim", "untie_final_proj", "labels", "topic_k", "topic_layer", "topic_hidden", "ctc_vocab"};
+  // ctc_labels ("ltr"/"phn") and ctc_vocabulary (the CTC symbols) are read by hubert finetune.
+  static const char *known[] = {"final_dim",    "untie_final_proj", "labels",     "topic_k",       "topic_layer",
+                                "topic_hidden", "ctc_vocab",        "ctc_labels", "ctc_vocabulary"};
   if (x->type != JSON_OBJECT) return hb_fail("'hubert_c' must be an object");
   for (size_t i = 0; i < x->len; i++) {
     int ok = 0;

@@ -180,6 +180,12 @@ static int prune(const char *save_dir, int keep) {
 
 int checkpoint_save(const char *save_dir, const hb_model *m, const hb_adamw *o, const hb_train_config *cfg,
                     const hb_train_state *st, int is_best, int keep) {
+  return checkpoint_save_with(save_dir, m, o, cfg, st, is_best, keep, NULL, NULL);
+}
+
+int checkpoint_save_with(const char *save_dir, const hb_model *m, const hb_adamw *o, const hb_train_config *cfg,
+                         const hb_train_state *st, int is_best, int keep, int (*extra)(const char *dir, void *ud),
+                         void *ud) {
   char name[64], tmp[PATH_N], dst[PATH_N], p[PATH_N];
   snprintf(name, sizeof name, "checkpoint_%lld", (long long)st->update);
   snprintf(tmp, sizeof tmp, "%s/.tmp_%s", save_dir, name);
@@ -194,6 +200,7 @@ int checkpoint_save(const char *save_dir, const hb_model *m, const hb_adamw *o, 
   HB_TRY(write_state_json(p, st, cfg));
   HB_TRY(join(p, sizeof p, tmp, "config.yaml"));
   if (train_config_save(cfg, p)) return hb_fail_prefix("checkpoint %s", tmp);
+  if (extra && extra(tmp, ud)) return hb_fail_prefix("checkpoint %s", tmp);
   HB_TRY(fsync_folder(tmp));
   const char *crash = getenv("HUBERT_TEST_CRASH_IN_CHECKPOINT");
   if (crash && !strcmp(crash, "1")) abort();  // test hook (see the header)

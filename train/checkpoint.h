@@ -46,6 +46,11 @@ typedef struct {
 // kept (-1 all).
 int checkpoint_save(const char *save_dir, const hb_model *m, const hb_adamw *o, const hb_train_config *cfg,
                     const hb_train_state *st, int is_best, int keep);
+// The same; extra(dir, ud) (may be NULL) adds or rewrites files in the temporary folder before it
+// is synced and renamed (hubert finetune: the CTC vocabulary).
+int checkpoint_save_with(const char *save_dir, const hb_model *m, const hb_adamw *o, const hb_train_config *cfg,
+                         const hb_train_state *st, int is_best, int keep, int (*extra)(const char *dir, void *ud),
+                         void *ud);
 
 // Resolves --resume: "none" -> *found = 0; "auto" -> SAVE_DIR/checkpoint_last if it exists;
 // anything else is a checkpoint folder that must exist. dir receives the folder (size HB_CFG_PATH_LEN).
