@@ -120,15 +120,25 @@ typedef struct hb_backend {
   // Row softmax backward from its output y (N, D): dx = y * (dy - sum_d dy y); dx may alias dy.
   int (*softmax_backward)(hb_ctx *ctx, float *dx, const float *dy, const float *y, int N, int D);
 
-  // attention that also saves lse (B, H, T) = log sum_s exp(scale q.k_s) over the valid keys.
+  // attention that also saves lse (B, H, T) = log sum_s exp(scale q.k_s) over the valid keys,
+  // with dropout on the probabilities (torch: softmax, then dropout, then @ V):
+  //   out[b,t,h] = sum_s keep_s / (1 - p) * P[b,h,t,s] v[b,s,h],  P = softmax over s < len[b]
+  // (the denominator uses all valid keys, undropped). keep_s is the rule of `dropout` below /
+  // kernels/dropout_mask.h on the virtual (B, H, T, T) tensor, flat index
+  // i = ((b*H + h)*T + t)*T + s: keep iff Philox4x32(dropout_seed, i / 4)[i % 4] >= p * 2^32.
+  // dropout_p = 0: no dropout (dropout_seed unused). lse is that of the undropped softmax.
   int (*attention_train)(hb_ctx *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
-                         const int *len, int B, int T, int H, int Dh, float scale);
+                         const int *len, int B, int T, int H, int Dh, float scale, float dropout_p,
+                         uint64_t dropout_seed);
   // dq, dk, dv (B, T, H*Dh) from dout (B, T, H*Dh), recomputing the probabilities blockwise from
-  // q, k and lse (never a T x T matrix per head). All query rows (padded ones too) contribute, as
-  // in the forward; dk, dv of padded keys s >= len[b] are 0.
+  // q, k and lse (never a T x T matrix per head), and the mask from (dropout_p, dropout_seed) as
+  // given to attention_train. With A = P, A' = A * M / (1 - p), out = A' V:
+  //   dV = A'^T dout; dA = (dout V^T) * M / (1 - p); dS = A * (dA - rowsum(dA * A)).
+  // All query rows (padded ones too) contribute, as in the forward; dk, dv of padded keys
+  // s >= len[b] are 0.
   int (*attention_backward)(hb_ctx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
                             const float *k, const float *v, const float *lse, const int *len, int B, int T, int H,
-                            int Dh, float scale);
+                            int Dh, float scale, float dropout_p, uint64_t dropout_seed);
 
   // weight_norm (dim=2): dv (O, In, K) +=, dg (K) += from dw (O, In, K).
   int (*weight_norm_backward)(hb_ctx *ctx, float *dv, float *dg, const float *dw, const float *v, const float *g,
@@ -176,6 +186,7 @@ typedef struct hb_backend {
   // mask is a pure function of (seed, i), so it is launch-order and thread-count independent and
   // the op is its own backward (dx = dropout(dy) with the same seed). n elements; y may alias x.
   int (*dropout)(hb_ctx *ctx, float *y, const float *x, size_t n, float p, uint64_t seed);
+
   // ---- optimizer (train/optim.c; the math is in train/optim.h) ---------------------------------
   // seg: HOST array of nseg disjoint spans of the flat buffers (padding between them untouched).
   // *ss (host) = sum over the spans of sum_i x[i]^2, accumulated in double; NaN/inf propagate, so

@@ -18,6 +18,9 @@ enum { SITE_PROJ, SITE_ENC, SITE_ATT, SITE_ACT, SITE_FFN, SITE_PER_LAYER };
 static uint64_t site_seed(uint64_t seed, int layer, int site) {
   return rng_derive_seed(seed, (uint64_t)(layer + 1) * SITE_PER_LAYER + (uint64_t)site);
 }
+// Attention-probability dropout of a layer: a sub-stream of its SITE_ATT seed (the site list,
+// and so every other mask, stays as it was).
+static uint64_t att_prob_seed(uint64_t seed, int layer) { return rng_derive_seed(site_seed(seed, layer, SITE_ATT), 1); }
 
 // ---- arena ---------------------------------------------------------------------------------------
 
@@ -235,7 +238,8 @@ static int forward_layer(hb_model *m, hb_train_arena *a, int l, const float *x, 
   HB_TRY(be->linear(ctx, s->q, in, lp->q_w, lp->q_b, N, H, H));
   HB_TRY(be->linear(ctx, s->k, in, lp->k_w, lp->k_b, N, H, H));
   HB_TRY(be->linear(ctx, s->v, in, lp->v_w, lp->v_b, N, H, H));
-  HB_TRY(be->attention_train(ctx, s->att, s->lse, s->q, s->k, s->v, a->frames, B, T, NH, Dh, 1.0f / sqrtf((float)Dh)));
+  HB_TRY(be->attention_train(ctx, s->att, s->lse, s->q, s->k, s->v, a->frames, B, T, NH, Dh, 1.0f / sqrtf((float)Dh),
+                             drop_p(a, c->attention_dropout), att_prob_seed(a->seed, l)));
   HB_TRY(be->linear(ctx, a->gt, s->att, lp->o_w, lp->o_b, N, H, H));  // gt: forward scratch
   HB_TRY(dropout_inplace(ctx, a, a->gt, n, c->hidden_dropout, l, SITE_ATT));
   HB_TRY(be->add(ctx, s->r1, x, a->gt, n));
@@ -363,7 +367,7 @@ static int backward_layer(hb_model *m, hb_train_arena *a, const hb_layer_params 
   HB_TRY(dropout_copy(ctx, a, gt, g, n, c->hidden_dropout, l, SITE_ATT));
   HB_TRY(be->linear_backward(ctx, gu, lg->o_w, lg->o_b, gt, s->att, lp->o_w, N, H, H));
   HB_TRY(be->attention_backward(ctx, a->gq, a->gk, a->gv, gu, s->q, s->k, s->v, s->lse, a->frames, B, T, NH, Dh,
-                                1.0f / sqrtf((float)Dh)));
+                                1.0f / sqrtf((float)Dh), drop_p(a, c->attention_dropout), att_prob_seed(a->seed, l)));
   const float *in = pre ? s->a : x;
   HB_TRY(be->linear_backward(ctx, gt, lg->q_w, lg->q_b, a->gq, in, lp->q_w, N, H, H));
   HB_TRY(be->linear_backward(ctx, gu, lg->k_w, lg->k_b, a->gk, in, lp->k_w, N, H, H));

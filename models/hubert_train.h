@@ -12,8 +12,9 @@
 //   r1 = x + drop(attn(x)); h1 = LN1(r1); r2 = h1 + drop(FFN(h1)); out = LN2(r2)
 // pre-LN:
 //   r1 = x + drop(attn(LN1(x))); h1 = LN2(r1); out = r1 + drop(FFN(h1))
-// FFN(h) = ff2(drop_act(GELU(ff1(h)))). Dropout on the attention probabilities is not applied
-// (attention_dropout is ignored: the flash-style attention never materialises probabilities).
+// FFN(h) = ff2(drop_act(GELU(ff1(h)))). attn() drops its softmax probabilities with
+// attention_dropout (torch: softmax -> dropout -> @ V) inside attention_train/attention_backward;
+// the mask seed is a sub-stream of the layer's attention-output dropout seed.
 #ifndef HB_HUBERT_TRAIN_H
 #define HB_HUBERT_TRAIN_H
 

@@ -11,6 +11,7 @@
 #endif
 
 #include "common/rng.h"
+#include "kernels/dropout_mask.h"
 #include "kernels/cpu/cpu_internal.h"
 
 #define PHILOX_M0 0xD2511F53u
@@ -18,10 +19,17 @@
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 #define GROUP_BLOCKS 8  // Philox blocks (32 elements) per vector iteration
+#define SPAN_CHUNK 8192  // elements per parallel chunk (a multiple of 4 * GROUP_BLOCKS)
 
-static inline void apply_block(float *y, const float *x, const uint32_t r[4], size_t i0, size_t n, uint64_t thr,
-                               float keep_scale) {
-  for (size_t j = 0; j < 4 && i0 + j < n; j++) y[i0 + j] = (uint64_t)r[j] >= thr ? x[i0 + j] * keep_scale : 0.0f;
+// y[j] = keep(offset + j) ? x[j] * keep_scale : 0 for the elements j < n of Philox block blk.
+static inline void apply_block(float *y, const float *x, const uint32_t r[4], uint64_t blk, uint64_t offset, size_t n,
+                               uint64_t thr, float keep_scale) {
+  for (uint64_t w = 0; w < 4; w++) {
+    const uint64_t i = blk * 4 + w;
+    if (i < offset || i - offset >= n) continue;
+    const size_t j = (size_t)(i - offset);
+    y[j] = (uint64_t)r[w] >= thr ? x[j] * keep_scale : 0.0f;
+  }
 }
 
 #ifdef __AVX2__
@@ -64,35 +72,41 @@ static inline void philox8(uint64_t seed, uint64_t blk0, uint32_t out[4][GROUP_B
 }
 #endif
 
+void cpu_dropout_span(float *y, const float *x, size_t n, uint64_t offset, uint64_t seed, uint64_t thr,
+                      float keep_scale) {
+  if (!n) return;
+  const uint64_t blk_end = (offset + n + 3) / 4;
+  uint64_t blk = offset / 4;
+#ifdef __AVX2__
+  for (; blk + GROUP_BLOCKS <= blk_end; blk += GROUP_BLOCKS) {
+    uint32_t w[4][GROUP_BLOCKS];
+    philox8(seed, blk, w);
+    for (int b = 0; b < GROUP_BLOCKS; b++) {
+      const uint32_t r[4] = {w[0][b], w[1][b], w[2][b], w[3][b]};
+      apply_block(y, x, r, blk + (uint64_t)b, offset, n, thr, keep_scale);
+    }
+  }
+#endif
+  for (; blk < blk_end; blk++) {
+    uint32_t r[4];
+    rng_philox(seed, blk, 0, r);
+    apply_block(y, x, r, blk, offset, n, thr, keep_scale);
+  }
+}
+
 int cpu_dropout(hb_ctx *ctx, float *y, const float *x, size_t n, float p, uint64_t seed) {
   (void)ctx;
   if (p <= 0.0f) {
     if (y != x) memmove(y, x, sizeof(float) * n);
     return 0;
   }
-  const double thr_d = ldexp((double)p, 32);
-  const uint64_t thr = thr_d >= 4294967296.0 ? 4294967296ull : (uint64_t)thr_d;
+  const uint64_t thr = hb_dropout_threshold(p);
   const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-  const size_t nblocks = (n + 3) / 4;
-  size_t vec_blocks = 0;
-#ifdef __AVX2__
-  const size_t ngroups = nblocks / GROUP_BLOCKS;
-  vec_blocks = ngroups * GROUP_BLOCKS;
-#pragma omp parallel for schedule(static) if (ngroups > 1024)
-  for (size_t gi = 0; gi < ngroups; gi++) {
-    uint32_t w[4][GROUP_BLOCKS];
-    const size_t blk0 = gi * GROUP_BLOCKS;
-    philox8(seed, blk0, w);
-    for (int b = 0; b < GROUP_BLOCKS; b++) {
-      const uint32_t r[4] = {w[0][b], w[1][b], w[2][b], w[3][b]};
-      apply_block(y, x, r, (blk0 + (size_t)b) * 4, n, thr, keep_scale);
-    }
-  }
-#endif
-  for (size_t blk = vec_blocks; blk < nblocks; blk++) {
-    uint32_t r[4];
-    rng_philox(seed, blk, 0, r);
-    apply_block(y, x, r, blk * 4, n, thr, keep_scale);
+  const size_t nchunks = (n + SPAN_CHUNK - 1) / SPAN_CHUNK;
+#pragma omp parallel for schedule(static) if (nchunks > 4)
+  for (size_t c = 0; c < nchunks; c++) {
+    const size_t j0 = c * SPAN_CHUNK, m = n - j0 < SPAN_CHUNK ? n - j0 : SPAN_CHUNK;
+    cpu_dropout_span(y + j0, x + j0, m, j0, seed, thr, keep_scale);
   }
   return 0;
 }

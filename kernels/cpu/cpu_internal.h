@@ -34,10 +34,11 @@ int cpu_group_norm_backward(hb_ctx *ctx, float *dx, float *dgamma, float *dbeta,
 int cpu_gelu_backward(hb_ctx *ctx, float *dx, const float *dy, const float *x, size_t n);
 int cpu_softmax_backward(hb_ctx *ctx, float *dx, const float *dy, const float *y, int N, int D);
 int cpu_attention_train(hb_ctx *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
-                        const int *len, int B, int T, int H, int Dh, float scale);
+                        const int *len, int B, int T, int H, int Dh, float scale, float dropout_p,
+                        uint64_t dropout_seed);
 int cpu_attention_backward(hb_ctx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
                            const float *k, const float *v, const float *lse, const int *len, int B, int T, int H,
-                           int Dh, float scale);
+                           int Dh, float scale, float dropout_p, uint64_t dropout_seed);
 int cpu_weight_norm_backward(hb_ctx *ctx, float *dv, float *dg, const float *dw, const float *v, const float *g,
                              int O, int In, int K);
 int cpu_axpy(hb_ctx *ctx, float *y, float a, const float *x, size_t n);
@@ -60,6 +61,10 @@ int cpu_dropout(hb_ctx *ctx, float *y, const float *x, size_t n, float p, uint64
 int cpu_sum_squares(hb_ctx *ctx, double *ss, const float *x, const hb_span *seg, int nseg);
 int cpu_adamw(hb_ctx *ctx, float *p, float *m, float *v, const float *g, const hb_span *seg, int nseg,
               const hb_adamw_args *a);
+// Serial dropout of a span: y[j] = keep(offset + j) ? x[j] * keep_scale : 0 for j < n, keep(i)
+// the rule of kernels/dropout_mask.h with thr = hb_dropout_threshold(p). y may alias x.
+void cpu_dropout_span(float *y, const float *x, size_t n, uint64_t offset, uint64_t seed, uint64_t thr,
+                      float keep_scale);
 
 // Number of OpenMP threads ops may use (ctx->num_threads, or the OpenMP default).
 int cpu_threads(const hb_ctx *ctx);

@@ -400,7 +400,7 @@ static void test_attention(hb_ctx *ctx, int B, int T, int H, int Dh, int padded)
   const float scale = (float)op.scale;
   float *y = alloc_grad(n, NAN), *y0 = alloc_grad(n, NAN), *lse = alloc_grad(nl, NAN);
   CHECK_OK(ctx->be->attention(ctx, y0, q, k, v, op.len, B, T, H, Dh, scale));
-  CHECK_OK(ctx->be->attention_train(ctx, y, lse, q, k, v, op.len, B, T, H, Dh, scale));
+  CHECK_OK(ctx->be->attention_train(ctx, y, lse, q, k, v, op.len, B, T, H, Dh, scale, 0.0f, 0));
   att_ref(&op, yref);
   CHECK_REL("  train forward vs forward", rel_err_f32(y, y0, n), TOL_GRAD_ACCUM);
   CHECK_REL("  train forward vs double", rel_err_f32_f64(y, yref, n), TOL_F32_OP);
@@ -423,7 +423,7 @@ static void test_attention(hb_ctx *ctx, int B, int T, int H, int Dh, int padded)
     free(got), free(want);
   }
   float *dq = alloc_grad(n, NAN), *dk = alloc_grad(n, NAN), *dv = alloc_grad(n, NAN);
-  CHECK_OK(ctx->be->attention_backward(ctx, dq, dk, dv, dy, q, k, v, lse, op.len, B, T, H, Dh, scale));
+  CHECK_OK(ctx->be->attention_backward(ctx, dq, dk, dv, dy, q, k, v, lse, op.len, B, T, H, Dh, scale, 0.0f, 0));
   // Chosen coordinates: a query row in the last block, a padded key/value (gradient 0), a padded
   // query row, the first element.
   const int b = B - 1, tl = len[b] < T ? len[b] : T - 1;
@@ -438,12 +438,12 @@ static void test_attention(hb_ctx *ctx, int B, int T, int H, int Dh, int padded)
     CHECK(zero);
   }
   float *dq1 = snapshot(dq, n), *dk1 = snapshot(dk, n), *dv1 = snapshot(dv, n);
-  CHECK_OK(ctx->be->attention_backward(ctx, dq, dk, dv, dy, q, k, v, lse, op.len, B, T, H, Dh, scale));
+  CHECK_OK(ctx->be->attention_backward(ctx, dq, dk, dv, dy, q, k, v, lse, op.len, B, T, H, Dh, scale, 0.0f, 0));
   check_accum("  dq", dq, dq1, n, 0);
   check_accum("  dk", dk, dk1, n, 0);
   check_accum("  dv", dv, dv1, n, 0);
   for (size_t i = 0; i < n; i++) dk[i] = NAN;
-  CHECK_OK(ctx->be->attention_backward(ctx, NULL, dk, NULL, dy, q, k, v, lse, op.len, B, T, H, Dh, scale));
+  CHECK_OK(ctx->be->attention_backward(ctx, NULL, dk, NULL, dy, q, k, v, lse, op.len, B, T, H, Dh, scale, 0.0f, 0));
   CHECK_REL("  dk with dq = dv = NULL", rel_err_f32(dk, dk1, n), TOL_GRAD_ACCUM);
   CHECK(guard_ok(dq, n) && guard_ok(dk, n) && guard_ok(dv, n) && guard_ok(y, n) && guard_ok(lse, nl));
   free(q), free(k), free(v), free(dy), free(len), free(op.q), free(op.k), free(op.v), free(op.s), free(R), free(yref);
