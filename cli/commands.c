@@ -25,6 +25,7 @@ const hb_command hb_commands[] = {
     {"labels", "fairseq .km label import/export ('labels import --help', 'labels export --help')",
      "import|export [options]", NULL, cmd_labels},
     {"train", "pretrain HuBERT (masked prediction + topic head) from a config; checkpoints, resume, JSONL log", "CONFIG.yaml [section.key=value ...] [--resume auto|PATH|none]", NULL, cmd_train},
+    {"units-eval", "unit quality (phone purity, cluster purity, PNMI) of frame labels against aligned phones", "--meta meta.tsv [--name LABELSET] UNITS.h5|SHARD.h5...", NULL, cmd_units_eval},
     {"config", "trainer configs: list every key (--list), or resolve CONFIG.yaml + overrides (--print)", "--list | CONFIG.yaml [section.key=value ...] [--print] [--out FILE.yaml]", NULL, cmd_config},
 };
 const int hb_num_commands = (int)(sizeof hb_commands / sizeof hb_commands[0]);
