@@ -1,0 +1,138 @@
+// Communicator front end: launcher environment, backend choice, the single-process backend.
+#include "train/comm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+
+static int env_int(const char *name, int *v) {
+  const char *s = getenv(name);
+  if (!s || !*s) return 0;
+  char *end;
+  long x = strtol(s, &end, 10);
+  if (*end || x < 0 || x > 1000000000L) return 0;
+  *v = (int)x;
+  return 1;
+}
+
+void comm_env(int *rank, int *world, int *local_rank, char launcher[16]) {
+  static const struct { const char *r, *w, *l, *name; } src[] = {
+      {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "mpirun"},
+      {"PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "mpirun"},
+      {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "slurm"},
+      {"RANK", "WORLD_SIZE", "LOCAL_RANK", "env"},
+  };
+  *rank = 0;
+  *world = 1;
+  *local_rank = 0;
+  snprintf(launcher, 16, "single");
+  for (size_t i = 0; i < sizeof src / sizeof src[0]; i++) {
+    int r, w;
+    if (env_int(src[i].r, &r) && env_int(src[i].w, &w) && w >= 1 && r < w) {
+      *rank = r;
+      *world = w;
+      if (!env_int(src[i].l, local_rank)) *local_rank = 0;
+      snprintf(launcher, 16, "%s", src[i].name);
+      return;
+    }
+  }
+}
+
+void comm_partition(size_t n, int world, size_t align, size_t *off) {
+  if (align < 1) align = 1;
+  size_t per = (n + (size_t)world - 1) / (size_t)world;
+  per = (per + align - 1) / align * align;
+  for (int r = 0; r <= world; r++) {
+    size_t o = per * (size_t)r;
+    off[r] = o < n ? o : n;
+  }
+}
+
+// ---- single process: every collective is the identity ----
+
+static int single_f32(hb_comm *c, float *buf, size_t n) { (void)c; (void)buf; (void)n; return 0; }
+static int single_f64(hb_comm *c, double *buf, size_t n) { (void)c; (void)buf; (void)n; return 0; }
+static int single_off(hb_comm *c, float *buf, const size_t *off) { (void)c; (void)buf; (void)off; return 0; }
+static int single_bcast(hb_comm *c, void *buf, size_t bytes, int root) {
+  (void)c; (void)buf; (void)bytes; (void)root;
+  return 0;
+}
+static int single_barrier(hb_comm *c) { (void)c; return 0; }
+static void single_abort(hb_comm *c, int code) { (void)c; exit(code); }
+static void single_free(hb_comm *c) { (void)c; }
+
+static const hb_comm_ops single_ops = {single_f32, single_f64, single_off, single_off,
+                                       single_bcast, single_barrier, single_abort, single_free};
+
+int comm_init(hb_comm *c, const hb_comm_opts *o) {
+  memset(c, 0, sizeof *c);
+  hb_comm_opts d;
+  memset(&d, 0, sizeof d);
+  if (!o) o = &d;
+  comm_env(&c->rank, &c->world, &c->local_rank, c->launcher);
+  c->timeout_s = o->timeout_s > 0 ? o->timeout_s : 600.0;
+  const char *te = getenv("HUBERT_COMM_TIMEOUT");
+  if (te && *te && atof(te) > 0) c->timeout_s = atof(te);
+  size_t bb = o->bucket_bytes > 0 ? o->bucket_bytes : (size_t)25 << 20;
+  c->bucket_floats = bb / sizeof(float) ? bb / sizeof(float) : 1;
+  c->what = "";
+  const char *be = o->backend && *o->backend ? o->backend : "auto";
+  if (!strcmp(be, "auto")) be = o->device_buffers ? "nccl" : c->world > 1 ? "mpi" : "single";
+  if (!strcmp(be, "single")) {
+    if (c->world > 1)
+      return hb_fail("comm: the %s environment says world size %d, but the single-process backend was asked for",
+                     c->launcher, c->world);
+    c->kind = HB_COMM_SINGLE;
+    c->ops = &single_ops;
+    return 0;
+  }
+  if (!strcmp(be, "mpi")) {
+    if (!comm_have_mpi())
+      return hb_fail("comm: world size %d (%s) on CPU needs MPI, and this build has none (install libopenmpi-dev "
+                     "and re-run cmake with -DHUBERT_MPI=ON)", c->world, c->launcher);
+    if (!strcmp(c->launcher, "env"))
+      return hb_fail("comm: RANK/WORLD_SIZE (world %d) without mpirun or srun: CPU ranks talk through MPI; start "
+                     "them with mpirun -np N or srun --mpi=pmix", c->world);
+    return comm_mpi_init(c, o);
+  }
+  if (!strcmp(be, "nccl")) {
+    if (!comm_have_nccl())
+      return hb_fail("comm: device buffers need NCCL, and this build has none (CUDA and nccl.h are required)");
+    return comm_nccl_init(c, o);
+  }
+  return hb_fail("comm: unknown backend '%s' (auto, single, mpi or nccl)", be);
+}
+
+void comm_free(hb_comm *c) {
+  if (c->ops) c->ops->free(c);
+  memset(c, 0, sizeof *c);
+}
+
+int comm_allreduce_f32(hb_comm *c, float *buf, size_t n) {
+  return c->ops->allreduce_f32(c, buf, n);
+}
+int comm_allreduce_f64(hb_comm *c, double *buf, size_t n) {
+  return c->ops->allreduce_f64(c, buf, n);
+}
+int comm_reduce_scatter_f32(hb_comm *c, float *buf, const size_t *off) {
+  return c->ops->reduce_scatter_f32(c, buf, off);
+}
+int comm_allgather_f32(hb_comm *c, float *buf, const size_t *off) {
+  return c->ops->allgather_f32(c, buf, off);
+}
+int comm_broadcast(hb_comm *c, void *buf, size_t bytes, int root) {
+  return c->ops->broadcast(c, buf, bytes, root);
+}
+int comm_barrier(hb_comm *c) { return c->ops->barrier(c); }
+
+void comm_abort(hb_comm *c, int code, const char *msg) {
+  if (msg) {
+    fprintf(stderr, "error (rank %d of %d): %s\n", c->rank, c->world, msg);
+    fflush(stderr);
+  }
+  fflush(stdout);
+  if (c->ops) c->ops->abort(c, code);
+  exit(code);
+}

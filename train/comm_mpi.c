@@ -1,0 +1,314 @@
+// MPI backend of train/comm.h: CPU buffers, non-blocking collectives polled against a deadline.
+//
+// Late-rank detection: every collective first posts a tiny "arrival" message (its sequence
+// number) to every peer on a separate communicator and a receive from every peer. The collective
+// and the arrivals are polled together; if the deadline passes, the peers whose arrival has not
+// come are the lost or hung ones, and the error names them (the trainer then aborts the job).
+// A rank that dies outright is also noticed by mpirun, which stops the job and names it.
+#include "train/comm.h"
+
+#ifdef HUBERT_HAVE_MPI
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+
+int comm_have_mpi(void) { return 1; }
+
+enum { TAG_ARRIVE = 7001 };
+
+typedef struct {
+  MPI_Comm coll, p2p;       // duplicates of MPI_COMM_WORLD: collectives / arrival messages
+  int inited_here;
+  long seq;                 // collectives started on this rank
+  long arr_out;             // the sequence number sent to every peer
+  long *arr_in;             // (world) received sequence numbers
+  MPI_Request *arr_req;     // (2 world) receives [0, world), sends [world, 2 world)
+} mpi_impl;
+
+static int mpi_fail(int rc, const char *call, const char *func, int line) {
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "error %d", rc);
+  return hb_fail("MPI: %s failed in %s (%s:%d): %s", call, func, __FILE__, line, msg);
+}
+#define CHECK_MPI(call)                                                  \
+  do {                                                                   \
+    int rc_ = (call);                                                    \
+    if (rc_ != MPI_SUCCESS) return mpi_fail(rc_, #call, __func__, __LINE__); \
+  } while (0)
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// Posts this collective's arrival messages.
+static int arrive(hb_comm *c) {
+  mpi_impl *m = c->impl;
+  m->seq++;
+  m->arr_out = m->seq;
+  for (int p = 0; p < c->world; p++) {
+    m->arr_req[p] = m->arr_req[c->world + p] = MPI_REQUEST_NULL;
+    if (p == c->rank) continue;
+    CHECK_MPI(MPI_Irecv(&m->arr_in[p], 1, MPI_LONG, p, TAG_ARRIVE, m->p2p, &m->arr_req[p]));
+    CHECK_MPI(MPI_Isend(&m->arr_out, 1, MPI_LONG, p, TAG_ARRIVE, m->p2p, &m->arr_req[c->world + p]));
+  }
+  return 0;
+}
+
+// Polls reqs[0..n) and the arrivals until all complete or the deadline passes.
+static int wait_all(hb_comm *c, MPI_Request *reqs, int n) {
+  mpi_impl *m = c->impl;
+  const double deadline = now_s() + c->timeout_s;
+  long polls = 0;
+  for (;;) {
+    int done = 0, arr = 0;
+    CHECK_MPI(MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE));
+    CHECK_MPI(MPI_Testall(2 * c->world, m->arr_req, &arr, MPI_STATUSES_IGNORE));
+    if (done && arr) break;
+    if (now_s() > deadline) {
+      char late[512];
+      size_t k = 0;
+      int nlate = 0;
+      late[0] = 0;
+      for (int p = 0; p < c->world; p++) {
+        int f = 1;
+        if (p != c->rank) CHECK_MPI(MPI_Test(&m->arr_req[p], &f, MPI_STATUS_IGNORE));
+        if (!f && k + 16 < sizeof late) k += (size_t)snprintf(late + k, sizeof late - k, "%s%d", nlate++ ? ", " : "", p);
+      }
+      if (nlate)
+        return hb_fail("distributed: %s (collective #%ld) waited %.3g s (distributed_training.timeout) for rank%s %s, "
+                       "which never arrived: lost or hung (killed, stopped, or stuck in I/O); stopping the job",
+                       c->what, m->seq, c->timeout_s, nlate > 1 ? "s" : "", late);
+      return hb_fail("distributed: %s (collective #%ld) did not complete within %.3g s although every rank arrived "
+                     "(network or MPI transport problem); stopping the job", c->what, m->seq, c->timeout_s);
+    }
+    // Tight polling first (fast collectives), then sleeps up to 1 ms (ranks may share cores).
+    if (++polls > 200) {
+      long ns = polls < 2000 ? 20000 : 1000000;
+      struct timespec ts = {0, ns};
+      nanosleep(&ts, NULL);
+    }
+  }
+  for (int p = 0; p < c->world; p++)
+    if (p != c->rank && m->arr_in[p] != m->seq)
+      return hb_fail("distributed: %s: rank %d is at collective #%ld, this rank at #%ld (the ranks run different "
+                     "programs or configs)", c->what, p, m->arr_in[p], m->seq);
+  return 0;
+}
+
+static int to_int(size_t n, const char *what) {
+  if (n > (size_t)INT_MAX) return hb_fail("MPI: %s of %zu elements exceeds INT_MAX", what, n), -1;
+  return (int)n;
+}
+
+// counts/displs of the ranges off[0..world] relative to base.
+static int ranges(hb_comm *c, const size_t *off, size_t base, int *counts, int *displs) {
+  for (int r = 0; r < c->world; r++) {
+    int cnt = to_int(off[r + 1] - off[r], "range"), dsp = to_int(off[r] - base, "offset");
+    if (cnt < 0 || dsp < 0) return -1;
+    counts[r] = cnt;
+    displs[r] = dsp;
+  }
+  return 0;
+}
+
+// Reduce-scatter then all-gather of the buckets of buf[0, n); every bucket in flight at once.
+static int mpi_allreduce_f32(hb_comm *c, float *buf, size_t n) {
+  const int W = c->world;
+  const size_t bf = c->bucket_floats;
+  const size_t nb = n ? (n + bf - 1) / bf : 0;
+  if (!nb) return 0;
+  size_t *off = hb_malloc(sizeof(size_t) * (W + 1) * nb);
+  int *cnt = hb_malloc(sizeof(int) * (size_t)W * nb), *dsp = hb_malloc(sizeof(int) * (size_t)W * nb);
+  MPI_Request *req = hb_malloc(sizeof(MPI_Request) * nb);
+  float *tmp = hb_malloc(sizeof(float) * ((n + W - 1) / W + 16 * nb));
+  int rc = -1;
+  if (!off || !cnt || !dsp || !req || !tmp) goto done;
+  size_t toff = 0;
+  for (size_t b = 0; b < nb; b++) {
+    size_t b0 = b * bf, bn = n - b0 < bf ? n - b0 : bf;
+    comm_partition(bn, W, 16, off + b * (W + 1));
+    if (ranges(c, off + b * (W + 1), 0, cnt + b * W, dsp + b * W)) goto done;
+  }
+  if (arrive(c)) goto done;
+  for (size_t b = 0; b < nb; b++) {
+    int st = MPI_Ireduce_scatter(buf + b * bf, tmp + toff, cnt + b * W, MPI_FLOAT, MPI_SUM, ((mpi_impl *)c->impl)->coll,
+                                 &req[b]);
+    if (st != MPI_SUCCESS) { mpi_fail(st, "MPI_Ireduce_scatter", __func__, __LINE__); goto done; }
+    toff += (size_t)cnt[b * W + c->rank];
+  }
+  if (wait_all(c, req, (int)nb)) goto done;
+  toff = 0;
+  for (size_t b = 0; b < nb; b++) {
+    size_t mine = (size_t)cnt[b * W + c->rank];
+    memcpy(buf + b * bf + off[b * (W + 1) + c->rank], tmp + toff, sizeof(float) * mine);
+    toff += mine;
+  }
+  if (arrive(c)) goto done;
+  for (size_t b = 0; b < nb; b++) {
+    int st = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf + b * bf, cnt + b * W, dsp + b * W, MPI_FLOAT,
+                             ((mpi_impl *)c->impl)->coll, &req[b]);
+    if (st != MPI_SUCCESS) { mpi_fail(st, "MPI_Iallgatherv", __func__, __LINE__); goto done; }
+  }
+  if (wait_all(c, req, (int)nb)) goto done;
+  rc = 0;
+done:
+  free(off); free(cnt); free(dsp); free(req); free(tmp);
+  return rc;
+}
+
+// Doubles: gather every rank's vector, sum in rank order (the same bits everywhere).
+static int mpi_allreduce_f64(hb_comm *c, double *buf, size_t n) {
+  mpi_impl *m = c->impl;
+  int ni = to_int(n, "all-reduce");
+  if (ni < 0) return -1;
+  double *all = hb_malloc(sizeof(double) * n * (size_t)c->world + 8);
+  if (!all) return -1;
+  MPI_Request req;
+  int rc = arrive(c);
+  if (!rc) {
+    int st = MPI_Iallgather(buf, ni, MPI_DOUBLE, all, ni, MPI_DOUBLE, m->coll, &req);
+    rc = st != MPI_SUCCESS ? mpi_fail(st, "MPI_Iallgather", __func__, __LINE__) : wait_all(c, &req, 1);
+  }
+  if (!rc)
+    for (size_t i = 0; i < n; i++) {
+      double s = 0;
+      for (int r = 0; r < c->world; r++) s += all[(size_t)r * n + i];
+      buf[i] = s;
+    }
+  free(all);
+  return rc;
+}
+
+static int mpi_reduce_scatter_f32(hb_comm *c, float *buf, const size_t *off) {
+  mpi_impl *m = c->impl;
+  int *cnt = hb_malloc(sizeof(int) * c->world), *dsp = hb_malloc(sizeof(int) * c->world);
+  const size_t mine = off[c->rank + 1] - off[c->rank];
+  float *tmp = hb_malloc(sizeof(float) * (mine + 1));
+  int rc = -1;
+  MPI_Request req;
+  if (cnt && dsp && tmp && !ranges(c, off, 0, cnt, dsp) && !arrive(c)) {
+    int st = MPI_Ireduce_scatter(buf, tmp, cnt, MPI_FLOAT, MPI_SUM, m->coll, &req);
+    rc = st != MPI_SUCCESS ? mpi_fail(st, "MPI_Ireduce_scatter", __func__, __LINE__) : wait_all(c, &req, 1);
+    if (!rc) memcpy(buf + off[c->rank], tmp, sizeof(float) * mine);
+  }
+  free(cnt); free(dsp); free(tmp);
+  return rc;
+}
+
+static int mpi_allgather_f32(hb_comm *c, float *buf, const size_t *off) {
+  mpi_impl *m = c->impl;
+  int *cnt = hb_malloc(sizeof(int) * c->world), *dsp = hb_malloc(sizeof(int) * c->world);
+  int rc = -1;
+  MPI_Request req;
+  if (cnt && dsp && !ranges(c, off, 0, cnt, dsp) && !arrive(c)) {
+    int st = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cnt, dsp, MPI_FLOAT, m->coll, &req);
+    rc = st != MPI_SUCCESS ? mpi_fail(st, "MPI_Iallgatherv", __func__, __LINE__) : wait_all(c, &req, 1);
+  }
+  free(cnt); free(dsp);
+  return rc;
+}
+
+static int mpi_broadcast(hb_comm *c, void *buf, size_t bytes, int root) {
+  mpi_impl *m = c->impl;
+  const size_t chunk = (size_t)1 << 30;
+  for (size_t o = 0; o < bytes || (bytes == 0 && o == 0); o += chunk) {
+    size_t nb = bytes - o < chunk ? bytes - o : chunk;
+    MPI_Request req;
+    HB_TRY(arrive(c));
+    CHECK_MPI(MPI_Ibcast((char *)buf + o, (int)nb, MPI_BYTE, root, m->coll, &req));
+    HB_TRY(wait_all(c, &req, 1));
+    if (bytes == 0) break;
+  }
+  return 0;
+}
+
+static int mpi_barrier(hb_comm *c) {
+  mpi_impl *m = c->impl;
+  MPI_Request req;
+  HB_TRY(arrive(c));
+  CHECK_MPI(MPI_Ibarrier(m->coll, &req));
+  return wait_all(c, &req, 1);
+}
+
+static void mpi_abort(hb_comm *c, int code) {
+  (void)c;
+  MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+  exit(code ? code : 1);
+}
+
+static void mpi_free(hb_comm *c) {
+  mpi_impl *m = c->impl;
+  if (!m) return;
+  int fin = 0;
+  MPI_Finalized(&fin);
+  if (!fin) {
+    if (m->coll != MPI_COMM_NULL) MPI_Comm_free(&m->coll);
+    if (m->p2p != MPI_COMM_NULL) MPI_Comm_free(&m->p2p);
+    if (m->inited_here) MPI_Finalize();
+  }
+  free(m->arr_in);
+  free(m->arr_req);
+  free(m);
+  c->impl = NULL;
+}
+
+static const hb_comm_ops mpi_ops = {mpi_allreduce_f32, mpi_allreduce_f64, mpi_reduce_scatter_f32, mpi_allgather_f32,
+                                    mpi_broadcast,     mpi_barrier,       mpi_abort,              mpi_free};
+
+int comm_mpi_init(hb_comm *c, const hb_comm_opts *o) {
+  (void)o;
+  mpi_impl *m = hb_calloc(1, sizeof *m);
+  if (!m) return -1;
+  m->coll = m->p2p = MPI_COMM_NULL;
+  c->impl = m;
+  c->ops = &mpi_ops;
+  c->kind = HB_COMM_MPI;
+  int inited = 0, provided = 0;
+  CHECK_MPI(MPI_Initialized(&inited));
+  if (!inited) {
+    CHECK_MPI(MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided));
+    m->inited_here = 1;
+  }
+  CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  int rank, world;
+  CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+  CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &world));
+  if (world != c->world || rank != c->rank)
+    return hb_fail("comm: the %s environment says rank %d of %d but MPI says rank %d of %d (srun needs --mpi=pmix "
+                   "or pmi2; mpirun and the library must come from the same MPI)",
+                   c->launcher, c->rank, c->world, rank, world);
+  CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &m->coll));
+  CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &m->p2p));
+  CHECK_MPI(MPI_Comm_set_errhandler(m->coll, MPI_ERRORS_RETURN));
+  CHECK_MPI(MPI_Comm_set_errhandler(m->p2p, MPI_ERRORS_RETURN));
+  MPI_Comm node;
+  CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
+  CHECK_MPI(MPI_Comm_rank(node, &c->local_rank));
+  CHECK_MPI(MPI_Comm_free(&node));
+  m->arr_in = hb_calloc((size_t)world, sizeof *m->arr_in);
+  m->arr_req = hb_malloc(sizeof(MPI_Request) * 2 * (size_t)world);
+  if (!m->arr_in || !m->arr_req) return -1;
+  c->what = "start-up barrier";
+  return mpi_barrier(c);
+}
+
+#else  // no MPI in this build
+
+#include "common/error.h"
+
+int comm_have_mpi(void) { return 0; }
+int comm_mpi_init(hb_comm *c, const hb_comm_opts *o) {
+  (void)c; (void)o;
+  return hb_fail("comm: this build has no MPI (install libopenmpi-dev and re-run cmake)");
+}
+
+#endif
