@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "common/rng.h"
+#include "kernels/dropout_mask.h"
 #include "kernels/ops.h"
 #include "tests/test_util.h"
 
@@ -356,6 +357,8 @@ typedef struct {
   int B, T, H, Dh;
   const int *len;
   double scale, *q, *k, *v, *s;  // s: (T) scratch
+  float p;                       // dropout on the probabilities (the keep rule of dropout_mask.h)
+  uint64_t seed;
 } att_op;
 
 static void att_ref(const void *vp, double *y) {
@@ -377,32 +380,37 @@ static void att_ref(const void *vp, double *y) {
         for (int j = 0; j < S; j++) sum += o->s[j] = exp(o->s[j] - m);
         double *yr = y + ((size_t)b * o->T + t) * C + h * o->Dh;
         for (int e = 0; e < o->Dh; e++) yr[e] = 0;
+        const uint64_t thr = hb_dropout_threshold(o->p);
         for (int j = 0; j < S; j++) {
-          const double *vr = o->v + ((size_t)b * o->T + j) * C + h * o->Dh, pj = o->s[j] / sum;
+          const double *vr = o->v + ((size_t)b * o->T + j) * C + h * o->Dh;
+          double pj = o->s[j] / sum;
+          if (o->p > 0)
+            pj = hb_dropout_keep(o->seed, hb_attention_dropout_index(b, h, t, j, o->H, o->T), thr) ? pj / (1.0 - o->p) : 0;
           for (int e = 0; e < o->Dh; e++) yr[e] += pj * vr[e];
         }
       }
 }
 
-static void test_attention(hb_ctx *ctx, int B, int T, int H, int Dh, int padded) {
+static void test_attention(hb_ctx *ctx, int B, int T, int H, int Dh, int padded, float p) {
   const int C = H * Dh;
   const size_t n = (size_t)B * T * C, nl = (size_t)B * H * T;
   float *q = randn(n, 1), *k = randn(n, 1), *v = randn(n, 1), *dy = randn(n, 1);
   int *len = malloc(sizeof(int) * B);
   for (int b = 0; b < B; b++) len[b] = padded ? (b == 0 ? T : rand_int(1 + T / 3, T - 1)) : T;
   att_op op = {B, T, H, Dh, padded ? len : NULL, 1.0 / sqrt((double)Dh), to_f64(q, n), to_f64(k, n), to_f64(v, n),
-               malloc(sizeof(double) * T)};
+               malloc(sizeof(double) * T), p, rng_u64(&g_rng)};
+  const uint64_t dseed = op.seed;
   double *R = to_f64(dy, n), *yref = malloc(sizeof(double) * n);
   fd_problem f = {att_ref, &op, R, yref, n};
   char name[96];
-  snprintf(name, sizeof name, "attention B%d T%d H%d Dh%d%s", B, T, H, Dh, padded ? " padded" : "");
+  snprintf(name, sizeof name, "attention B%d T%d H%d Dh%d%s dropout %.2f", B, T, H, Dh, padded ? " padded" : "", p);
   printf("%s (len[B-1] = %d)\n", name, len[B - 1]);
   const float scale = (float)op.scale;
   float *y = alloc_grad(n, NAN), *y0 = alloc_grad(n, NAN), *lse = alloc_grad(nl, NAN);
   CHECK_OK(ctx->be->attention(ctx, y0, q, k, v, op.len, B, T, H, Dh, scale));
-  CHECK_OK(ctx->be->attention_train(ctx, y, lse, q, k, v, op.len, B, T, H, Dh, scale, 0.0f, 0));
+  CHECK_OK(ctx->be->attention_train(ctx, y, lse, q, k, v, op.len, B, T, H, Dh, scale, p, dseed));
   att_ref(&op, yref);
-  CHECK_REL("  train forward vs forward", rel_err_f32(y, y0, n), TOL_GRAD_ACCUM);
+  if (p == 0.0f) CHECK_REL("  train forward vs forward", rel_err_f32(y, y0, n), TOL_GRAD_ACCUM);
   CHECK_REL("  train forward vs double", rel_err_f32_f64(y, yref, n), TOL_F32_OP);
   // lse against double for item B-1 (padded), head H-1, all rows.
   {
@@ -423,7 +431,7 @@ static void test_attention(hb_ctx *ctx, int B, int T, int H, int Dh, int padded)
     free(got), free(want);
   }
   float *dq = alloc_grad(n, NAN), *dk = alloc_grad(n, NAN), *dv = alloc_grad(n, NAN);
-  CHECK_OK(ctx->be->attention_backward(ctx, dq, dk, dv, dy, q, k, v, lse, op.len, B, T, H, Dh, scale, 0.0f, 0));
+  CHECK_OK(ctx->be->attention_backward(ctx, dq, dk, dv, dy, q, k, v, lse, op.len, B, T, H, Dh, scale, p, dseed));
   // Chosen coordinates: a query row in the last block, a padded key/value (gradient 0), a padded
   // query row, the first element.
   const int b = B - 1, tl = len[b] < T ? len[b] : T - 1;
@@ -438,13 +446,16 @@ static void test_attention(hb_ctx *ctx, int B, int T, int H, int Dh, int padded)
     CHECK(zero);
   }
   float *dq1 = snapshot(dq, n), *dk1 = snapshot(dk, n), *dv1 = snapshot(dv, n);
-  CHECK_OK(ctx->be->attention_backward(ctx, dq, dk, dv, dy, q, k, v, lse, op.len, B, T, H, Dh, scale, 0.0f, 0));
+  CHECK_OK(ctx->be->attention_backward(ctx, dq, dk, dv, dy, q, k, v, lse, op.len, B, T, H, Dh, scale, p, dseed));
   check_accum("  dq", dq, dq1, n, 0);
   check_accum("  dk", dk, dk1, n, 0);
   check_accum("  dv", dv, dv1, n, 0);
   for (size_t i = 0; i < n; i++) dk[i] = NAN;
-  CHECK_OK(ctx->be->attention_backward(ctx, NULL, dk, NULL, dy, q, k, v, lse, op.len, B, T, H, Dh, scale, 0.0f, 0));
+  CHECK_OK(ctx->be->attention_backward(ctx, NULL, dk, NULL, dy, q, k, v, lse, op.len, B, T, H, Dh, scale, p, dseed));
   CHECK_REL("  dk with dq = dv = NULL", rel_err_f32(dk, dk1, n), TOL_GRAD_ACCUM);
+  for (size_t i = 0; i < n; i++) dv[i] = NAN;
+  CHECK_OK(ctx->be->attention_backward(ctx, NULL, NULL, dv, dy, q, k, v, lse, op.len, B, T, H, Dh, scale, p, dseed));
+  CHECK_REL("  dv with dq = dk = NULL", rel_err_f32(dv, dv1, n), TOL_GRAD_ACCUM);
   CHECK(guard_ok(dq, n) && guard_ok(dk, n) && guard_ok(dv, n) && guard_ok(y, n) && guard_ok(lse, nl));
   free(q), free(k), free(v), free(dy), free(len), free(op.q), free(op.k), free(op.v), free(op.s), free(R), free(yref);
   free(y), free(y0), free(lse), free(dq), free(dk), free(dv), free(dq1), free(dk1), free(dv1);
@@ -555,8 +566,10 @@ int main(void) {
   test_norm(&ctx, 0, 2, 5, 6, 3);
   test_norm(&ctx, 0, 1, 9, 4, 1);
   test_gelu_softmax(&ctx);
-  test_attention(&ctx, 2, 11, 3, 4, 0);
-  test_attention(&ctx, 2, 300, 2, 4, 1);            // several query blocks (128), padded keys
+  test_attention(&ctx, 2, 11, 3, 4, 0, 0.0f);
+  test_attention(&ctx, 2, 300, 2, 4, 1, 0.0f);      // several query blocks (128), padded keys
+  test_attention(&ctx, 2, 11, 3, 4, 0, 0.3f);       // dropout on the probabilities
+  test_attention(&ctx, 2, 300, 2, 4, 1, 0.3f);
   test_weight_norm(&ctx, 4, 3, 5);
   test_weight_norm(&ctx, 6, 2, 8);                  // positional-conv layout (O, In/groups, K)
   test_mask_axpy_scale(&ctx);
