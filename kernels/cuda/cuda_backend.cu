@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cuda/cuda_backward.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_heads.h"
 
 // ---- memory ---------------------------------------------------------------------------------------
 static void *cuda_alloc(hb_ctx *ctx, size_t bytes) {
@@ -138,6 +140,32 @@ static hb_backend cuda_make_table(void) {
   b.attention = cuda_attention;
   b.weight_norm = cuda_weight_norm;
   b.mask_padding = cuda_mask_padding;
+  // heads, losses, dropout, optimizer (cuda_heads.cu, cuda_ctc.cu, cuda_dropout.cu, cuda_optim.cu)
+  b.gather_rows = cuda_gather_rows;
+  b.scatter_rows = cuda_scatter_rows;
+  b.cosine_ce = cuda_cosine_ce;
+  b.softmax_ce = cuda_softmax_ce;
+  b.seq_mean_pool = cuda_seq_mean_pool;
+  b.seq_mean_pool_backward = cuda_seq_mean_pool_backward;
+  b.ctc_loss = cuda_ctc_loss;
+  b.dropout = cuda_dropout;
+  b.sum_squares = cuda_sum_squares;
+  b.adamw = cuda_adamw;
+  // training forwards and backwards of the trunk (cuda_backward.h)
+  b.conv1d_backward = cuda_conv1d_backward;
+  b.linear_backward = cuda_linear_backward;
+  b.layer_norm_train = cuda_layer_norm_train;
+  b.layer_norm_backward = cuda_layer_norm_backward;
+  b.group_norm_train = cuda_group_norm_train;
+  b.group_norm_backward = cuda_group_norm_backward;
+  b.gelu_backward = cuda_gelu_backward;
+  b.softmax_backward = cuda_softmax_backward;
+  b.attention_train = cuda_attention_train;
+  b.attention_backward = cuda_attention_backward;
+  b.weight_norm_backward = cuda_weight_norm_backward;
+  b.mask_padding_backward = cuda_mask_padding_backward;
+  b.axpy = cuda_axpy;
+  b.scale = cuda_scale;
   return b;
 }
 
