@@ -17,6 +17,8 @@ const hb_command hb_commands[] = {
     {"info", "print a model folder's configuration and parameter counts", "--model DIR", NULL, cmd_info},
     {"extract", "extract hidden states of every (or chosen) layer into an HDF5 feature file",
      "--model DIR --out FILE.h5 [options] INPUT...", NULL, cmd_extract},
+    {"export-hf", "write a Hugging Face folder (HubertModel / HubertForCTC) that transformers.from_pretrained loads",
+     "--model DIR --out DIR [--dtype f32|bf16]", NULL, cmd_export_hf},
     {"init", "write a randomly initialised model folder from a config (json or a preset name)",
      "--config base|large|tiny|FILE.json --out DIR [options]", NULL, cmd_init},
     {"bench", "benchmarks (extract: HuBERT forward)", "WHAT [options]", NULL, cmd_bench},
@@ -25,6 +27,7 @@ const hb_command hb_commands[] = {
     {"labels", "fairseq .km label import/export ('labels import --help', 'labels export --help')",
      "import|export [options]", NULL, cmd_labels},
     {"train", "pretrain HuBERT (masked prediction + topic head) from a config; checkpoints, resume, JSONL log", "CONFIG.yaml [section.key=value ...] [--resume auto|PATH|none]", NULL, cmd_train},
+    {"finetune", "CTC fine-tuning of a pretrained model on characters (ltr) or phones (phn); WER/CER/PER", "CONFIG.yaml [section.key=value ...] [--resume auto|PATH|none]", NULL, cmd_finetune},
     {"units-eval", "unit quality (phone purity, cluster purity, PNMI) of frame labels against aligned phones", "--meta meta.tsv [--name LABELSET] UNITS.h5|SHARD.h5...", NULL, cmd_units_eval},
     {"config", "trainer configs: list every key (--list), or resolve CONFIG.yaml + overrides (--print)", "--list | CONFIG.yaml [section.key=value ...] [--print] [--out FILE.yaml]", NULL, cmd_config},
 };
