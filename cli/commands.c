@@ -28,6 +28,7 @@ const hb_command hb_commands[] = {
      "import|export [options]", NULL, cmd_labels},
     {"train", "pretrain HuBERT (masked prediction + topic head) from a config; checkpoints, resume, JSONL log", "CONFIG.yaml [section.key=value ...] [--resume auto|PATH|none]", NULL, cmd_train},
     {"finetune", "CTC fine-tuning of a pretrained model on characters (ltr) or phones (phn); WER/CER/PER", "CONFIG.yaml [section.key=value ...] [--resume auto|PATH|none]", NULL, cmd_finetune},
+    {"finetune", "CTC fine-tuning of a pretrained model on characters (ltr) or phones (phn); WER/CER/PER", "CONFIG.yaml [section.key=value ...] [--resume auto|PATH|none]", NULL, cmd_finetune},
     {"units-eval", "unit quality (phone purity, cluster purity, PNMI) of frame labels against aligned phones", "--meta meta.tsv [--name LABELSET] UNITS.h5|SHARD.h5...", NULL, cmd_units_eval},
     {"config", "trainer configs: list every key (--list), or resolve CONFIG.yaml + overrides (--print)", "--list | CONFIG.yaml [section.key=value ...] [--print] [--out FILE.yaml]", NULL, cmd_config},
 };

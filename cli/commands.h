@@ -17,6 +17,7 @@ int cmd_labels(const struct hb_command *cmd, int argc, char **argv);
 int cmd_config(const struct hb_command *cmd, int argc, char **argv);
 int cmd_train(const struct hb_command *cmd, int argc, char **argv);
 int cmd_finetune(const struct hb_command *cmd, int argc, char **argv);
+int cmd_finetune(const struct hb_command *cmd, int argc, char **argv);
 int cmd_export_hf(const struct hb_command *cmd, int argc, char **argv);
 int cmd_units_eval(const struct hb_command *cmd, int argc, char **argv);
 
