@@ -87,6 +87,7 @@ static int write_state_json(const char *path, const hb_train_state *st, const hb
   jw_key(&w, "update"); jw_int(&w, st->update);
   jw_key(&w, "loader_epoch"); jw_int(&w, st->pos.epoch);
   jw_key(&w, "loader_batch"); jw_int(&w, st->pos.batch);
+  jw_key(&w, "world_size"); jw_int(&w, st->world_size > 0 ? st->world_size : 1);
   jw_key(&w, "seed"); jw_int(&w, (int64_t)st->seed);
   jw_key(&w, "nan_run"); jw_int(&w, st->nan_run);
   jw_key(&w, "nan_total"); jw_int(&w, st->nan_total);
@@ -288,6 +289,12 @@ int checkpoint_read_state(const char *dir, hb_train_state *st) {
   st->seed = (uint64_t)seed;
   st->nan_run = nr;
   st->nan_total = nt;
+  int64_t ws = 1;
+  if (json_get(v, "world_size") && (json_get_int(v, "world_size", &ws) || ws < 1)) {
+    hb_fail("%s: world_size must be an integer >= 1", path);
+    goto done;
+  }
+  st->world_size = ws;
   if (get_double_or(v, "best_valid_loss", INFINITY, &st->best_valid_loss, path) ||
       get_double_or(v, "last_valid_loss", NAN, &st->last_valid_loss, path) ||
       get_double_or(v, "lr", 0, &st->lr, path))

@@ -39,6 +39,7 @@ typedef struct {
   double best_valid_loss;    // INFINITY if none yet
   double last_valid_loss;    // NAN if none yet
   double lr;                 // rate of the last update
+  int64_t world_size;        // ranks of the run (pos.batch counts batches of one rank); 0 read as 1
   hb_log_sums sums;
 } hb_train_state;
 

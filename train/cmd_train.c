@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/error.h"
+#include "train/comm.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -27,12 +28,17 @@ int cmd_train(const hb_command *cmd, int argc, char **argv) {
   if (threads < 0) return hb_fail("hubert train: --threads must be >= 0");
   hb_train_config c;
   if (train_config_load(&c, pos[0], npos - 1, pos + 1)) return -1;
-  printf("# resolved config (%s", pos[0]);
-  for (int i = 1; i < npos; i++) printf(" %s", pos[i]);
-  printf(")\n");
-  if (train_config_write(&c, stdout)) return -1;
-  printf("# end of config\n");
-  fflush(stdout);
+  int rank, world, local;
+  char launcher[16];
+  comm_env(&rank, &world, &local, launcher);
+  if (rank == 0) {   // under mpirun/srun only rank 0 prints
+    printf("# resolved config (%s", pos[0]);
+    for (int i = 1; i < npos; i++) printf(" %s", pos[i]);
+    printf(")\n");
+    if (train_config_write(&c, stdout)) return -1;
+    printf("# end of config\n");
+    fflush(stdout);
+  }
   hb_train_args a = {resume, init, threads, NULL};
   return trainer_run(&c, &a);
 }

@@ -79,7 +79,9 @@ int comm_init(hb_comm *c, const hb_comm_opts *o) {
   c->bucket_floats = bb / sizeof(float) ? bb / sizeof(float) : 1;
   c->what = "";
   const char *be = o->backend && *o->backend ? o->backend : "auto";
-  if (!strcmp(be, "auto")) be = o->device_buffers ? "nccl" : c->world > 1 ? "mpi" : "single";
+  const char *env_be = getenv("HUBERT_COMM_BACKEND");
+  if (env_be && *env_be) be = env_be;
+  if (!strcmp(be, "auto")) be = c->world == 1 ? "single" : o->device_buffers ? "nccl" : "mpi";
   if (!strcmp(be, "single")) {
     if (c->world > 1)
       return hb_fail("comm: the %s environment says world size %d, but the single-process backend was asked for",

@@ -49,7 +49,8 @@ struct hb_comm {
 };
 
 typedef struct {
-  const char *backend;          // "auto" (default: nccl for device buffers, else mpi when world > 1), "single", "mpi", "nccl"
+  const char *backend;          // "auto" (default): single at world 1, else nccl for device buffers, mpi for host
+                                // ones; "single", "mpi", "nccl"; env HUBERT_COMM_BACKEND overrides
   int device_buffers;           // 1: the trainer's buffers are on the GPU
   double timeout_s;             // <= 0: 600; env HUBERT_COMM_TIMEOUT overrides
   size_t bucket_bytes;          // <= 0: 25 MiB

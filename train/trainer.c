@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/error.h"
 #include "common/fileutil.h"
@@ -15,6 +16,7 @@
 #include "models/hubert_mask.h"
 #include "models/hubert_train.h"
 #include "train/checkpoint.h"
+#include "train/comm.h"
 #include "train/loader.h"
 #include "train/trainer_internal.h"
 
@@ -176,6 +178,39 @@ static int run_micro(trainer *t, const hb_batch *b, int train, uint64_t mask_see
 
 // ---- one update ----
 
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// ZeRO-1 step: this rank's range of the (reduce-scattered) gradient updates its range of the
+// parameters with its shard of the moments; the clip factor comes from the global norm
+// (all-reduce of the ranges' partial squares), exactly as optim_step computes it; then every
+// rank gathers the parameters.
+static int zero_step(trainer *t, double scale, double lr, hb_optim_stats *os) {
+  const size_t lo = t->zoff[t->comm.rank];
+  float *g = t->grads + lo, *p = t->model.params + lo;
+  const double part = optim_grad_norm(&t->opt, g, scale);
+  double sq = part * part;
+  t->comm.what = "gradient-norm all-reduce";
+  HB_TRY(comm_allreduce_f64(&t->comm, &sq, 1));
+  os->grad_norm = sqrt(sq);
+  os->clip_coef = 1;
+  os->skipped = 0;
+  if (!isfinite(os->grad_norm)) {   // the same decision on every rank: sq is the same bits everywhere
+    os->skipped = 1;
+    t->opt.skipped++;
+    return 0;
+  }
+  const double clip = t->cfg.optimization.clip_norm;
+  if (clip > 0 && clip / (os->grad_norm + 1e-6) < 1) os->clip_coef = clip / (os->grad_norm + 1e-6);
+  hb_optim_stats local;
+  HB_TRY(optim_step(&t->opt, p, g, scale * os->clip_coef, lr, 0, &local));
+  t->comm.what = "parameter all-gather";
+  return comm_allgather_f32(&t->comm, t->model.params, t->zoff);
+}
+
 int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
   hb_ctx *ctx = &t->ctx;
   const long u = (long)t->st.update;  // completed updates; this is update u + 1
@@ -184,12 +219,16 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
   long sample_size = 0;
   hb_log_sums s;
   memset(&s, 0, sizeof s);
+  const int W = t->comm.world, R = t->comm.rank;
   for (int k = 0; k < t->cfg.optimization.update_freq; k++) {
     const hb_batch *b;
     HB_TRY(loader_next_batch(t->train, &b));
     micro_result r;
-    uint64_t ms = derive3(t->st.seed, TAG_MASK, (uint64_t)u, (uint64_t)k);
-    uint64_t ds = derive3(t->st.seed, TAG_DROPOUT, (uint64_t)u, (uint64_t)k);
+    // Rank R's local batch k of this update is global micro-batch k W + R of one process with
+    // update_freq x W (the loader deals global batches round-robin): the same batch, the same seeds.
+    const uint64_t gk = (uint64_t)k * (uint64_t)W + (uint64_t)R;
+    uint64_t ms = derive3(t->st.seed, TAG_MASK, (uint64_t)u, gk);
+    uint64_t ds = derive3(t->st.seed, TAG_DROPOUT, (uint64_t)u, gk);
     if (run_micro(t, b, 1, ms, ds, &r))
       return hb_fail_prefix("update %ld, batch (epoch %lld, %lld)", u + 1, (long long)b->epoch, (long long)b->index);
     loss += r.loss;
@@ -208,6 +247,23 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
     s.topic_correct += (double)r.topic.correct;
   }
   loader_position(t->train, &t->st.pos);
+  if (W > 1) {
+    // Gradient sum over ranks (buckets of the flat buffer; ZeRO: each rank only needs its range)
+    // and the global statistics: the loss is normalised by the masked frames of ALL ranks.
+    const double tc = now_s();
+    double red[13] = {loss, (double)sample_size, samples, s.loss_m, s.loss_u, s.correct_m, s.correct_u,
+                      s.count_m, s.count_u, s.topic_ce, s.topic_n, s.topic_correct, 0};
+    t->comm.what = "gradient all-reduce";
+    int rc = t->zero ? comm_reduce_scatter_f32(&t->comm, t->grads, t->zoff)
+                     : comm_allreduce_f32(&t->comm, t->grads, t->model.layout.total);
+    t->comm.what = "loss statistics all-reduce";
+    if (!rc) rc = comm_allreduce_f64(&t->comm, red, 12);
+    if (rc) return hb_fail_prefix("update %ld", u + 1);
+    loss = red[0]; sample_size = (long)red[1]; samples = red[2];
+    s.loss_m = red[3]; s.loss_u = red[4]; s.correct_m = red[5]; s.correct_u = red[6];
+    s.count_m = red[7]; s.count_u = red[8]; s.topic_ce = red[9]; s.topic_n = red[10]; s.topic_correct = red[11];
+    t->t_comm += now_s() - tc;
+  }
   // Test hook (docs/training.md): HUBERT_TEST_NAN_FROM_UPDATE=n makes the loss of updates >= n NaN.
   const char *nan_from = getenv("HUBERT_TEST_NAN_FROM_UPDATE");
   if (nan_from && *nan_from && u + 1 >= atol(nan_from)) loss = NAN;
@@ -216,9 +272,14 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
   t->st.lr = lr;
   hb_optim_stats os = {NAN, 1, 1};
   const int finite = isfinite(loss) && sample_size > 0;
-  if (finite)
+  if (finite && t->zero) {
+    const double tc = now_s();
+    if (zero_step(t, 1.0 / (double)sample_size, lr, &os)) return hb_fail_prefix("update %ld", u + 1);
+    t->t_comm += now_s() - tc;
+  } else if (finite) {
     HB_TRY(optim_step(&t->opt, t->model.params, t->grads, 1.0 / (double)sample_size, lr,
                       t->cfg.optimization.clip_norm, &os));
+  }
   t->st.update++;
   s.audio_s = samples / t->sample_rate;
   s.updates = 1;
@@ -257,11 +318,14 @@ int trainer_validate(trainer *t, hb_valid_result *v) {
   hb_loader_pos p0 = {1, 0};
   HB_TRY(loader_seek(t->valid, p0));
   double loss = 0;
+  const int W = t->comm.world, R = t->comm.rank;
   for (int64_t i = 0; i < n; i++) {
     const hb_batch *b;
     HB_TRY(loader_next_batch(t->valid, &b));
+    if (b->is_pad) continue;   // a repeat that only evens out the ranks
     micro_result r;
-    if (run_micro(t, b, 0, derive3(t->st.seed, TAG_VALID, (uint64_t)i, 0), 0, &r))
+    // mask stream of the global batch i W + R (the loader deals batches round-robin)
+    if (run_micro(t, b, 0, derive3(t->st.seed, TAG_VALID, (uint64_t)(i * W + R), 0), 0, &r))
       return hb_fail_prefix("validation batch %lld", (long long)i);
     loss += r.loss;
     for (int j = 0; j < t->model.cfg.num_label_sets; j++) {
@@ -273,6 +337,14 @@ int trainer_validate(trainer *t, hb_valid_result *v) {
     v->topic_n += (double)r.topic.count;
     v->topic_correct += (double)r.topic.correct;
     v->utts += b->B;
+  }
+  if (W > 1) {
+    double red[8] = {loss, v->loss_m, v->correct_m, v->count_m, v->topic_ce, v->topic_n, v->topic_correct,
+                     (double)v->utts};
+    t->comm.what = "validation all-reduce";
+    HB_TRY(comm_allreduce_f64(&t->comm, red, 8));
+    loss = red[0]; v->loss_m = red[1]; v->correct_m = red[2]; v->count_m = red[3];
+    v->topic_ce = red[4]; v->topic_n = red[5]; v->topic_correct = red[6]; v->utts = (long)red[7];
   }
   v->loss = v->count_m > 0 ? loss / v->count_m : NAN;
   v->ran = 1;
@@ -317,11 +389,71 @@ static int open_loader(trainer *t, glob_t *g, int valid, hb_loader **out) {
   o.normalize = c->task.normalize;
   o.shuffle = !valid;
   o.seed = (uint64_t)c->common.seed;
-  o.rank = 0;
-  o.world = 1;
+  o.rank = t->comm.rank;
+  o.world = t->comm.world;
   o.num_workers = valid ? 0 : c->dataset.num_workers;
   if (!valid) o.start = t->st.pos;
   if (loader_init(&o, out)) return hb_fail_prefix("%s loader (%s)", valid ? "valid" : "train", c->task.data);
+  return 0;
+}
+
+// ZeRO-1: keep only this rank's range [lo, hi) of the moments; the segments are clipped to the
+// range and shifted to start at 0, so optim_step(opt, params + lo, grads + lo, ...) updates it.
+static int zero_shard(trainer *t, const hb_adamw_hparams *hp) {
+  const int W = t->comm.world;
+  t->zoff = hb_malloc(sizeof(size_t) * (size_t)(W + 1));
+  if (!t->zoff) return -1;
+  comm_partition(t->model.layout.total, W, 64, t->zoff);
+  const size_t lo = t->zoff[t->comm.rank], hi = t->zoff[t->comm.rank + 1];
+  hb_adamw full = t->opt;
+  hb_optim_segment *seg = hb_malloc(sizeof *seg * (size_t)(full.nseg + 1));
+  if (!seg) return -1;
+  int n = 0;
+  for (int i = 0; i < full.nseg; i++) {
+    size_t a = full.seg[i].offset, b = a + full.seg[i].numel;
+    if (a < lo) a = lo;
+    if (b > hi) b = hi;
+    if (a < b) {
+      seg[n] = full.seg[i];
+      seg[n].offset = a - lo;
+      seg[n].numel = b - a;
+      n++;
+    }
+  }
+  int rc = optim_init(&t->opt, hi - lo, seg, n, hp);
+  free(seg);
+  if (rc) {
+    t->opt = full;
+    return -1;
+  }
+  memcpy(t->opt.m, full.m + lo, sizeof(float) * (hi - lo));
+  memcpy(t->opt.v, full.v + lo, sizeof(float) * (hi - lo));
+  t->opt.step = full.step;
+  t->opt.skipped = full.skipped;
+  optim_free(&full);
+  return 0;
+}
+
+int trainer_full_optim(trainer *t, hb_adamw *full, int *owned) {
+  *owned = 0;
+  if (!t->zero) {
+    *full = t->opt;
+    return 0;
+  }
+  hb_adamw_hparams hp = train_config_adamw(&t->cfg);
+  HB_TRY(optim_init_layout(full, &t->model.layout, &hp));
+  *owned = 1;
+  const size_t lo = t->zoff[t->comm.rank], n = t->zoff[t->comm.rank + 1] - lo;
+  memcpy(full->m + lo, t->opt.m, sizeof(float) * n);
+  memcpy(full->v + lo, t->opt.v, sizeof(float) * n);
+  full->step = t->opt.step;
+  full->skipped = t->opt.skipped;
+  t->comm.what = "optimizer-state all-gather (checkpoint)";
+  if (comm_allgather_f32(&t->comm, full->m, t->zoff) || comm_allgather_f32(&t->comm, full->v, t->zoff)) {
+    optim_free(full);
+    *owned = 0;
+    return -1;
+  }
   return 0;
 }
 
@@ -335,6 +467,15 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
   t->st.pos.epoch = 1;
   t->topic_on = c->topic.name[0] && c->topic.weight > 0;
   if (c->task.labels.n < 1) return hb_fail("task.labels: at least one label set is needed for masked prediction");
+  // Ranks first (launcher environment; a single process without one).
+  hb_comm_opts co = {NULL, c->common.device, c->distributed_training.timeout,
+                     (size_t)c->distributed_training.bucket_cap_mb << 20, NULL};
+  HB_TRY(comm_init(&t->comm, &co));
+  t->have_comm = 1;
+  t->zero = c->distributed_training.zero && t->comm.world > 1;
+  if (t->zero && c->common.device)
+    return hb_fail("distributed_training.zero: 1 runs on CPU ranks only for now (set it to 0 with common.device: cuda)");
+  t->st.world_size = t->comm.world;
   // Resume point first: the loader starts at the saved position.
   HB_TRY(checkpoint_resolve(c->checkpoint.save_dir, args->resume ? args->resume : "auto", t->resume_dir, &t->resumed));
   if (t->resumed) {
@@ -342,6 +483,18 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
     if (t->st.seed != (uint64_t)c->common.seed)
       return hb_fail("--resume %s: the checkpoint was trained with common.seed %llu, the config says %ld", t->resume_dir,
                      (unsigned long long)t->st.seed, c->common.seed);
+    // pos.batch counts the batches of one rank: W_old x batch global batches were consumed.
+    const int64_t wold = t->st.world_size > 0 ? t->st.world_size : 1, W = t->comm.world;
+    if (wold != W) {
+      const int64_t global = t->st.pos.batch * wold;
+      if (global % W)
+        return hb_fail("--resume %s: the run used %lld ranks and stopped after %lld global batches of epoch %lld, "
+                       "which %lld ranks cannot split evenly; resume with %lld ranks (or a divisor of the count)",
+                       t->resume_dir, (long long)wold, (long long)global, (long long)t->st.pos.epoch, (long long)W,
+                       (long long)wold);
+      t->st.pos.batch = global / W;
+    }
+    t->st.world_size = W;
   }
   glob_t gt, gv;
   HB_TRY(find_shards(c->task.data, "train", &gt, 1));
@@ -402,6 +555,9 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
     t->have_model = 1;
     HB_TRY(model_init_random(&t->model, (uint64_t)c->common.seed));
   }
+  // Every rank starts from rank 0's parameters (fresh init, --init or the checkpoint alike).
+  t->comm.what = "parameter broadcast";
+  HB_TRY(comm_broadcast(&t->comm, t->model.params, sizeof(float) * t->model.layout.total, 0));
   t->grads = t->ctx.be->alloc(&t->ctx, sizeof(float) * t->model.layout.total);
   if (!t->grads) return hb_fail_prefix("gradient buffer");
   params_bind(&t->gview, &t->model.layout, t->grads);
@@ -414,6 +570,7 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
     snprintf(p, sizeof p, "%s/trainer_state.safetensors", t->resume_dir);
     if (optim_load(&t->opt, p)) return hb_fail_prefix("--resume %s", t->resume_dir);
   }
+  if (t->zero) HB_TRY(zero_shard(t, &hp));
   train_config_schedule(c, &t->sched);
   heads_ws_init(&t->ws, &t->ctx);
   t->have_ws = 1;
@@ -442,5 +599,7 @@ void trainer_free(trainer *t) {
   free(t->mask);
   for (int s = 0; s < HB_MAX_LABEL_SETS; s++) free(t->lab[s]);
   if (t->have_ctx) ops_ctx_free(&t->ctx);
+  free(t->zoff);
+  if (t->have_comm) comm_free(&t->comm);
   memset(t, 0, sizeof *t);
 }

@@ -10,6 +10,7 @@
 #include "models/hubert_heads.h"
 #include "models/hubert_train.h"
 #include "train/checkpoint.h"
+#include "train/comm.h"
 #include "train/config.h"
 #include "train/loader.h"
 #include "train/optim.h"
@@ -45,6 +46,12 @@ typedef struct {
   int resumed;
   char resume_dir[HB_CFG_PATH_LEN];
   hb_train_state st;
+  // data parallelism (docs/distributed.md): rank 0 logs and writes checkpoints
+  hb_comm comm;
+  int have_comm;
+  int zero;                     // 1: ZeRO-1, opt holds the moments of [zoff[rank], zoff[rank + 1]) only
+  size_t *zoff;                 // (world + 1) flat ranges of the ranks (zero)
+  double t_comm;                // seconds spent in gradient/statistics collectives (this process)
 } trainer;
 
 typedef struct {
@@ -60,5 +67,8 @@ void trainer_free(trainer *t);
 int trainer_update(trainer *t, hb_log_sums *acc, double *lr);
 // The whole valid split in eval mode (v->ran = 0 without a valid split).
 int trainer_validate(trainer *t, hb_valid_result *v);
+// Collective: the full optimizer state (ZeRO gathers the moments of every rank) into *full
+// (initialised here; free with optim_free). Without ZeRO *full is a shallow copy of t->opt: do not free.
+int trainer_full_optim(trainer *t, hb_adamw *full, int *owned);
 
 #endif

@@ -125,6 +125,7 @@ static int run_loop(trainer *t, FILE *logf, const char *log_path) {
   double t_int = t0;
   const int64_t u0 = t->st.update;
   double lr = t->st.lr;
+  const int lead = t->comm.rank == 0;   // rank 0 logs and writes checkpoints
   while (t->st.update < max_update) {
     HB_TRY(trainer_update(t, &acc, &lr));
     const int64_t u = t->st.update;
@@ -132,7 +133,7 @@ static int run_loop(trainer *t, FILE *logf, const char *log_path) {
     if (u % c->common.log_interval == 0 || last) {
       double now = now_s();
       double per = (now - t0) / (double)(u - u0);
-      HB_TRY(log_train(t, logf, log_path, &acc, lr, now - t_int, per * (double)(max_update - u)));
+      if (lead) HB_TRY(log_train(t, logf, log_path, &acc, lr, now - t_int, per * (double)(max_update - u)));
       memset(&acc, 0, sizeof acc);
       t_int = now;
     }
@@ -145,16 +146,22 @@ static int run_loop(trainer *t, FILE *logf, const char *log_path) {
       t->st.last_valid_loss = v.loss;
       best = isfinite(v.loss) && v.loss < t->st.best_valid_loss;
       if (best) t->st.best_valid_loss = v.loss;
-      HB_TRY(log_valid(t, logf, log_path, &v, best));
+      if (lead) HB_TRY(log_valid(t, logf, log_path, &v, best));
     }
     if (save) {
       t->st.sums = acc;
       if (!t->valid) best = 1;  // without a valid split the best checkpoint is the last
-      if (checkpoint_save(c->checkpoint.save_dir, &t->model, &t->opt, c, &t->st, best,
-                          c->checkpoint.keep_interval_updates))
-        return hb_fail_prefix("update %lld", (long long)u);
-      printf("[checkpoint] %s/checkpoint_%lld%s\n", c->checkpoint.save_dir, (long long)u, best ? " (best)" : "");
-      fflush(stdout);
+      hb_adamw full;   // ZeRO: the moments of every rank, so a checkpoint does not depend on the world size
+      int owned, rc = trainer_full_optim(t, &full, &owned);
+      if (!rc && lead)
+        rc = checkpoint_save(c->checkpoint.save_dir, &t->model, &full, c, &t->st, best,
+                             c->checkpoint.keep_interval_updates);
+      if (owned) optim_free(&full);
+      if (rc) return hb_fail_prefix("update %lld", (long long)u);
+      if (lead) {
+        printf("[checkpoint] %s/checkpoint_%lld%s\n", c->checkpoint.save_dir, (long long)u, best ? " (best)" : "");
+        fflush(stdout);
+      }
     }
   }
   return 0;
@@ -168,6 +175,12 @@ int trainer_run(const hb_train_config *cfg, const hb_train_args *args) {
   char log_path[2 * HB_CFG_PATH_LEN];
   if (trainer_setup(t, cfg, args)) goto done;
   const hb_train_config *c = &t->cfg;
+  const int lead = t->comm.rank == 0;
+  if (!lead) {   // the other ranks train silently; errors still reach their stderr
+    if (run_loop(t, NULL, NULL)) goto done;
+    rc = 0;
+    goto done;
+  }
   if (c->common.log_file[0]) snprintf(log_path, sizeof log_path, "%s", c->common.log_file);
   else snprintf(log_path, sizeof log_path, "%s/train_log.jsonl", c->checkpoint.save_dir);
   if (file_mkdirs(c->checkpoint.save_dir)) goto done;
@@ -189,6 +202,10 @@ int trainer_run(const hb_train_config *cfg, const hb_train_args *args) {
   if (t->resumed)
     printf("resuming from %s at update %lld (loader epoch %lld, batch %lld)\n", t->resume_dir,
            (long long)t->st.update, (long long)t->st.pos.epoch, (long long)t->st.pos.batch);
+  if (t->comm.world > 1)
+    printf("distributed: %d ranks (%s launcher, %s backend)%s; global batch = %d ranks x update_freq %d\n",
+           t->comm.world, t->comm.launcher, t->comm.kind == HB_COMM_NCCL ? "nccl" : "mpi",
+           t->zero ? ", ZeRO-1 optimizer shards" : "", t->comm.world, c->optimization.update_freq);
   printf("log: %s\n", log_path);
   fflush(stdout);
   if (run_loop(t, logf, log_path)) goto done;
@@ -196,9 +213,12 @@ int trainer_run(const hb_train_config *cfg, const hb_train_args *args) {
          (long long)t->st.nan_total, c->checkpoint.save_dir);
   if (isfinite(t->st.best_valid_loss)) printf(", best valid loss %.4f", t->st.best_valid_loss);
   printf("\n");
+  if (t->comm.world > 1) printf("distributed: %.3f s of rank 0 in gradient/statistics collectives\n", t->t_comm);
   rc = 0;
 done:
   if (logf && fclose(logf) && rc == 0) rc = hb_fail("cannot close the training log %s", log_path);
+  // One rank failing stops them all at once (the others may be waiting in a collective).
+  if (rc && t->have_comm && t->comm.world > 1) comm_abort(&t->comm, 1, hb_errmsg());
   trainer_free(t);
   free(t);
   return rc;
