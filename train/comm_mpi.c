@@ -2,8 +2,11 @@
 //
 // Late-rank detection: every collective first posts a tiny "arrival" message (its sequence
 // number) to every peer on a separate communicator and a receive from every peer. The collective
-// and the arrivals are polled together; if the deadline passes, the peers whose arrival has not
-// come are the lost or hung ones, and the error names them (the trainer then aborts the job).
+// and the arrivals are polled together. When the deadline passes, a rank sends a "timed out"
+// notice to every peer and listens for theirs for a grace period (min(timeout, 3 s)): the healthy
+// ranks are all polling, so they answer; the peers that neither arrived nor answered are the lost
+// or hung ones (a rank stopped inside the collective arrived but cannot answer), and the error
+// names them (the trainer then aborts the job).
 // A rank that dies outright is also noticed by mpirun, which stops the job and names it.
 #include "train/comm.h"
 
@@ -20,7 +23,7 @@
 
 int comm_have_mpi(void) { return 1; }
 
-enum { TAG_ARRIVE = 7001 };
+enum { TAG_ARRIVE = 7001, TAG_NOTICE = 7002 };
 
 typedef struct {
   MPI_Comm coll, p2p;       // duplicates of MPI_COMM_WORLD: collectives / arrival messages
@@ -29,6 +32,8 @@ typedef struct {
   long arr_out;             // the sequence number sent to every peer
   long *arr_in;             // (world) received sequence numbers
   MPI_Request *arr_req;     // (2 world) receives [0, world), sends [world, 2 world)
+  long note_out, *note_in;  // "timed out" notices: receives posted at start-up, one per peer
+  MPI_Request *note_req;    // (2 world) as arr_req
 } mpi_impl;
 
 static int mpi_fail(int rc, const char *call, const char *func, int line) {
@@ -63,6 +68,42 @@ static int arrive(hb_comm *c) {
   return 0;
 }
 
+// After a timeout: tell every peer, listen for their notices, name the silent ones.
+static int diagnose(hb_comm *c) {
+  mpi_impl *m = c->impl;
+  const int W = c->world;
+  m->note_out = m->seq;
+  for (int p = 0; p < W; p++)
+    if (p != c->rank) CHECK_MPI(MPI_Isend(&m->note_out, 1, MPI_LONG, p, TAG_NOTICE, m->p2p, &m->note_req[W + p]));
+  const double grace = c->timeout_s < 3 ? c->timeout_s : 3, until = now_s() + grace;
+  int all = 0;
+  while (!all && now_s() < until) {
+    CHECK_MPI(MPI_Testall(W, m->note_req, &all, MPI_STATUSES_IGNORE));
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+  char never[512], silent[512];
+  size_t kn = 0, ks = 0;
+  int nn = 0, ns = 0;
+  never[0] = silent[0] = 0;
+  for (int p = 0; p < W; p++) {
+    if (p == c->rank) continue;
+    int arrived = 1, answered = 1;
+    CHECK_MPI(MPI_Test(&m->arr_req[p], &arrived, MPI_STATUS_IGNORE));
+    CHECK_MPI(MPI_Test(&m->note_req[p], &answered, MPI_STATUS_IGNORE));
+    if (answered) continue;
+    if (!arrived && kn + 16 < sizeof never) kn += (size_t)snprintf(never + kn, sizeof never - kn, "%s%d", nn++ ? ", " : "", p);
+    if (arrived && ks + 16 < sizeof silent) ks += (size_t)snprintf(silent + ks, sizeof silent - ks, "%s%d", ns++ ? ", " : "", p);
+  }
+  if (nn || ns)
+    return hb_fail("distributed: %s (collective #%ld) timed out after %.3g s (distributed_training.timeout): lost or "
+                   "hung rank%s %s%s%s%s%s (killed, stopped, or stuck); stopping the job",
+                   c->what, m->seq, c->timeout_s, nn + ns > 1 ? "s" : "", never, nn ? " never arrived" : "",
+                   nn && ns ? "; " : "", silent, ns ? " arrived but stopped responding" : "");
+  return hb_fail("distributed: %s (collective #%ld) did not complete within %.3g s although every rank is alive "
+                 "(network or MPI transport problem); stopping the job", c->what, m->seq, c->timeout_s);
+}
+
 // Polls reqs[0..n) and the arrivals until all complete or the deadline passes.
 static int wait_all(hb_comm *c, MPI_Request *reqs, int n) {
   mpi_impl *m = c->impl;
@@ -73,23 +114,7 @@ static int wait_all(hb_comm *c, MPI_Request *reqs, int n) {
     CHECK_MPI(MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE));
     CHECK_MPI(MPI_Testall(2 * c->world, m->arr_req, &arr, MPI_STATUSES_IGNORE));
     if (done && arr) break;
-    if (now_s() > deadline) {
-      char late[512];
-      size_t k = 0;
-      int nlate = 0;
-      late[0] = 0;
-      for (int p = 0; p < c->world; p++) {
-        int f = 1;
-        if (p != c->rank) CHECK_MPI(MPI_Test(&m->arr_req[p], &f, MPI_STATUS_IGNORE));
-        if (!f && k + 16 < sizeof late) k += (size_t)snprintf(late + k, sizeof late - k, "%s%d", nlate++ ? ", " : "", p);
-      }
-      if (nlate)
-        return hb_fail("distributed: %s (collective #%ld) waited %.3g s (distributed_training.timeout) for rank%s %s, "
-                       "which never arrived: lost or hung (killed, stopped, or stuck in I/O); stopping the job",
-                       c->what, m->seq, c->timeout_s, nlate > 1 ? "s" : "", late);
-      return hb_fail("distributed: %s (collective #%ld) did not complete within %.3g s although every rank arrived "
-                     "(network or MPI transport problem); stopping the job", c->what, m->seq, c->timeout_s);
-    }
+    if (now_s() > deadline) return diagnose(c);
     // Tight polling first (fast collectives), then sleeps up to 1 ms (ranks may share cores).
     if (++polls > 200) {
       long ns = polls < 2000 ? 20000 : 1000000;
@@ -251,12 +276,19 @@ static void mpi_free(hb_comm *c) {
   int fin = 0;
   MPI_Finalized(&fin);
   if (!fin) {
+    for (int p = 0; m->note_req && p < c->world; p++)   // the notice receives still posted
+      if (m->note_req[p] != MPI_REQUEST_NULL) {
+        MPI_Cancel(&m->note_req[p]);
+        MPI_Request_free(&m->note_req[p]);
+      }
     if (m->coll != MPI_COMM_NULL) MPI_Comm_free(&m->coll);
     if (m->p2p != MPI_COMM_NULL) MPI_Comm_free(&m->p2p);
     if (m->inited_here) MPI_Finalize();
   }
   free(m->arr_in);
   free(m->arr_req);
+  free(m->note_in);
+  free(m->note_req);
   free(m);
   c->impl = NULL;
 }
@@ -296,7 +328,12 @@ int comm_mpi_init(hb_comm *c, const hb_comm_opts *o) {
   CHECK_MPI(MPI_Comm_free(&node));
   m->arr_in = hb_calloc((size_t)world, sizeof *m->arr_in);
   m->arr_req = hb_malloc(sizeof(MPI_Request) * 2 * (size_t)world);
-  if (!m->arr_in || !m->arr_req) return -1;
+  m->note_in = hb_calloc((size_t)world, sizeof *m->note_in);
+  m->note_req = hb_malloc(sizeof(MPI_Request) * 2 * (size_t)world);
+  if (!m->arr_in || !m->arr_req || !m->note_in || !m->note_req) return -1;
+  for (int p = 0; p < 2 * world; p++) m->note_req[p] = MPI_REQUEST_NULL;
+  for (int p = 0; p < world; p++)
+    if (p != rank) CHECK_MPI(MPI_Irecv(&m->note_in[p], 1, MPI_LONG, p, TAG_NOTICE, m->p2p, &m->note_req[p]));
   c->what = "start-up barrier";
   return mpi_barrier(c);
 }

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# ctest-labels: mpi
+# Data-parallel training under mpirun (docs/distributed.md) on tiny synthetic shards:
+#   1. mpirun -np 2 (update_freq 3) and -np 3 (update_freq 2) end with the same parameters and
+#      per-update losses as one process with update_freq 6 (same global batch; rel. err < 1e-5);
+#   2. ZeRO-1 (np 2 and 3) equals plain data parallel, including the gathered optimizer moments;
+#   3. a rank killed (SIGKILL) or hung (SIGSTOP) mid-run: the job exits non-zero within the
+#      timeout with a message naming rank 1, and the last checkpoint resumes in one process.
+# Skips (77) without mpirun or without MPI in the build.
+set -u
+BIN="${HUBERT_BIN:?}"
+SRC="${HUBERT_SRC:?}"
+PY="${HUBERT_PYTHON:-/usr/bin/python3}"
+SEED="${HUBERT_TEST_SEED:-$RANDOM}"
+command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
+ldd "$BIN" | grep -q libmpi || { echo "skip: $BIN was built without MPI"; exit 77; }
+export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# shared-memory transport only, no CMA (containers forbid ptrace), no warnings about it
+MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none
+     --mca orte_base_help_aggregate 0)
+T="$(mktemp -d)"
+trap 'rm -rf "$T"' EXIT
+fails=0
+ok() { echo "  ok: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+echo "seed $SEED"
+cd "$T"
+"$PY" "$SRC/tests/cli/train_fixture.py" d "$SEED" 24 6 || { echo "FAIL: fixture"; exit 1; }
+cd d
+for s in train valid; do
+  "$BIN" labels import --manifest $s.tsv --km $s.km --rate 50 --k 8 --out km_$s.h5 >/dev/null &&
+    "$BIN" shard --out shards --manifest $s.tsv --prefix $s --labels km=km_$s.h5 --topics tp=topics_$s.h5 >/dev/null ||
+    { echo "FAIL: shards"; exit 1; }
+done
+# max_tokens = max_sample_size: one utterance per batch, 24 batches per epoch, so 1, 2 and 3 ranks
+# share one epoch plan (no batch is split to even out the ranks) and the global batches match.
+cat > t.yaml <<YAML
+common: {seed: $SEED, log_interval: 1}
+checkpoint: {save_dir: run, save_interval_updates: 2, keep_interval_updates: 1}
+task: {data: shards, labels: [km], label_rate: 50, max_sample_size: 24000, min_sample_size: 8000}
+dataset: {max_tokens: 24000, num_workers: 1, valid_subset: valid, validate_interval_updates: 2}
+optimization: {max_update: 5, lr: [0.002], clip_norm: 1.0, update_freq: [6]}
+lr_scheduler: {warmup_updates: 2}
+model: {preset: tiny, label_rate: 50, mask_prob: 0.65, mask_length: 5, encoder_layerdrop: 0.1}
+topic: {name: tp, weight: 1.0}
+YAML
+
+# compare A B [moments]: relative L2 error of every parameter (and optimizer moment) and of every
+# logged train loss; fails above 1e-5.
+compare() {
+  "$PY" - "$@" <<'PY'
+import json, struct, sys
+import numpy as np
+def st(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32)
+            for k, v in sorted(h.items()) if k != "__metadata__"}
+def rel(a, b):
+    a = np.concatenate([a[k].astype(np.float64) for k in sorted(a)])
+    b = np.concatenate([b[k].astype(np.float64) for k in sorted(b)])
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30), a.size
+A, B = sys.argv[1], sys.argv[2]
+worst = 0.0
+files = ["model.safetensors"] + (["trainer_state.safetensors"] if len(sys.argv) > 3 else [])
+for f in files:
+    e, n = rel(st(A + "/checkpoint_last/" + f), st(B + "/checkpoint_last/" + f))
+    print("    %s vs %s %s: rel err %.3g over %d floats" % (A, B, f, e, n))
+    worst = max(worst, e)
+la = [json.loads(l) for l in open(A + "/train_log.jsonl") if '"train"' in l]
+lb = [json.loads(l) for l in open(B + "/train_log.jsonl") if '"train"' in l]
+if [r["update"] for r in la] != [r["update"] for r in lb]:
+    print("    logged updates differ"); sys.exit(1)
+for ra, rb in zip(la, lb):
+    for k in ("loss", "loss_m", "sample_size", "gnorm"):
+        e = abs(ra[k] - rb[k]) / max(abs(rb[k]), 1e-30)
+        worst = max(worst, e)
+print("    losses of %d updates: %s vs %s" % (len(la), " ".join("%.6f" % r["loss"] for r in la),
+                                           " ".join("%.6f" % r["loss"] for r in lb)))
+print("    worst rel err %.3g (tolerance 1e-5)" % worst)
+sys.exit(0 if worst < 1e-5 else 1)
+PY
+}
+run() {  # run NAME NP UPDATE_FREQ [overrides...]
+  local name=$1 np=$2 uf=$3; shift 3
+  if [ "$np" = 1 ]; then
+    "$BIN" train t.yaml checkpoint.save_dir=$name "optimization.update_freq=[$uf]" "$@" >$name.out 2>$name.err
+  else
+    "${MPI[@]}" -np "$np" "$BIN" train t.yaml checkpoint.save_dir=$name "optimization.update_freq=[$uf]" "$@" \
+      >$name.out 2>$name.err
+  fi || { bad "$name (np $np): $(tail -c 1500 $name.err)"; return 1; }
+  grep -q "^done:" $name.out || { bad "$name: no done line"; return 1; }
+  ok "$name: np $np, update_freq $uf $*: $(grep -c '"split":"train"' $name/train_log.jsonl) updates logged by rank 0"
+}
+
+# 1. + 2.
+run single 1 6 && run dp2 2 3 && run dp3 3 2 && run zero2 2 3 distributed_training.zero=1 &&
+  run zero3 3 2 distributed_training.zero=1 || { echo "$fails failure(s)"; exit 1; }
+grep -q "distributed: 3 ranks" dp3.out && ok "$(grep '^distributed: 3' dp3.out)" || bad "no distributed line"
+[ "$(grep -c '^\[train\]' dp2.out)" = 5 ] && ok "only rank 0 prints progress" || bad "progress lines: $(grep -c '^\[train\]' dp2.out)"
+compare dp2 single && ok "np 2 == one process, update_freq 6" || bad "np 2 differs from one process"
+compare dp3 single && ok "np 3 == one process, update_freq 6" || bad "np 3 differs from one process"
+compare zero2 dp2 moments && ok "ZeRO-1 np 2 == plain DP (parameters and gathered moments)" || bad "ZeRO-1 np 2 differs"
+compare zero3 dp3 moments && ok "ZeRO-1 np 3 == plain DP (parameters and gathered moments)" || bad "ZeRO-1 np 3 differs"
+
+# 3. A rank lost mid-run: SIGKILL (mpirun notices) and SIGSTOP (our deadline notices).
+TIMEOUT=4
+lose() {  # lose SIGNAL NP
+  local sig=$1 np=$2 dir=lost_$1 victim=""
+  rm -rf $dir
+  "${MPI[@]}" -np $np "$BIN" train t.yaml checkpoint.save_dir=$dir optimization.max_update=400 \
+    "optimization.update_freq=[2]" checkpoint.save_interval_updates=2 distributed_training.timeout=$TIMEOUT \
+    >$dir.out 2>$dir.err &
+  local mp=$!
+  for _ in $(seq 1200); do [ -e $dir/checkpoint_2 ] && break; sleep 0.05; done
+  for c in $(pgrep -P $mp); do
+    tr '\0' '\n' </proc/$c/environ 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=1$' && victim=$c
+  done
+  if [ -z "$victim" ]; then bad "$sig: rank 1 not found"; kill $mp; wait $mp; return; fi
+  kill -$sig $victim
+  local t0=$SECONDS
+  wait $mp
+  local rc=$? dt=$((SECONDS - t0))
+  kill -KILL $victim 2>/dev/null
+  if [ $rc = 0 ]; then bad "$sig: job exited 0"; return; fi
+  [ $dt -le $((TIMEOUT + 10)) ] && ok "$sig of rank 1 (np $np): job exited $rc after ${dt} s (timeout $TIMEOUT s)" ||
+    bad "$sig: job took ${dt} s to stop"
+  local msg
+  msg=$(grep -E "rank 1 |rank 1$|ranks? 1 " $dir.err | head -2 | tr '\n' ' ')
+  [ -n "$msg" ] && ok "message names rank 1: $msg" || bad "$sig: no message naming rank 1: $(tail -c 800 $dir.err)"
+  local last
+  last=$(readlink $dir/checkpoint_last)
+  if "$BIN" train t.yaml checkpoint.save_dir=$dir "optimization.max_update=$((${last#checkpoint_} + 1))" \
+       >$dir.res 2>&1 && grep -q "resuming from" $dir.res; then
+    ok "$sig: $last resumed in one process: $(grep resuming $dir.res)"
+  else bad "$sig: $last does not resume: $(tail -c 600 $dir.res)"; fi
+}
+lose KILL 2
+lose STOP 3
+
+echo "$fails failure(s)"
+[ $fails = 0 ]
