@@ -302,9 +302,9 @@ int main(void) {
   c.num_hidden_layers = 3;
   c.num_conv_pos_embeddings = 15;  // odd kernel: no trimmed frame
   c.num_conv_pos_embedding_groups = 2;
-  c.hidden_dropout = c.activation_dropout = c.feat_proj_dropout = 0.1;
+  c.hidden_dropout = c.attention_dropout = c.activation_dropout = c.feat_proj_dropout = 0.1;
   c.layerdrop = 0.3;
-  run_case("pre-LN, layer-norm extractor, conv bias, dropout + LayerDrop (fixed seed)", &c, seed + 1, 1);
+  run_case("pre-LN, layer-norm extractor, conv bias, dropout (attention probabilities too) + LayerDrop (fixed seed)", &c, seed + 1, 1);
 
   printf("test_grad_model: %d checks, %d failures\n", g_test_checks, g_test_failures);
   return g_test_failures ? 1 : 0;
