@@ -180,13 +180,13 @@ static int setup_model(ft_state *t, const hb_train_config *c) {
     hb_ctc_vocab old;
     int found;
     if (ctc_vocab_load(&old, src, &found)) { model_free(&pre); return hb_fail_prefix("model.w2v_path"); }
-    int same = found && ctc_vocab_equal(&old, &t->vocab);
+    int same = found && ctc_vocab_equal(&old, &t->vocab), pv = pre.cfg.ctc_vocab;
     ctc_vocab_free(&old);
     if (!same) {
       model_free(&pre);
       return hb_fail("model.w2v_path %s: mismatched vocabularies: its CTC head (%d outputs%s) does not match the "
                      "vocabulary of task.labels [%s] built from the train split (%d symbols)",
-                     src, pre.cfg.ctc_vocab, found ? "" : ", no vocabulary saved", ctc_kind_name(t->vocab.kind), t->vocab.n);
+                     src, pv, found ? "" : ", no vocabulary saved", ctc_kind_name(t->vocab.kind), t->vocab.n);
     }
   }
   hb_config mc = pre.cfg;
