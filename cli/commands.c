@@ -28,8 +28,8 @@ const hb_command hb_commands[] = {
      "import|export [options]", NULL, cmd_labels},
     {"train", "pretrain HuBERT (masked prediction + topic head) from a config; checkpoints, resume, JSONL log", "CONFIG.yaml [section.key=value ...] [--resume auto|PATH|none]", NULL, cmd_train},
     {"finetune", "CTC fine-tuning of a pretrained model on characters (ltr) or phones (phn); WER/CER/PER", "CONFIG.yaml [section.key=value ...] [--resume auto|PATH|none]", NULL, cmd_finetune},
-    {"finetune", "CTC fine-tuning of a pretrained model on characters (ltr) or phones (phn); WER/CER/PER", "CONFIG.yaml [section.key=value ...] [--resume auto|PATH|none]", NULL, cmd_finetune},
     {"units-eval", "unit quality (phone purity, cluster purity, PNMI) of frame labels against aligned phones", "--meta meta.tsv [--name LABELSET] UNITS.h5|SHARD.h5...", NULL, cmd_units_eval},
+    {"probe", "SUPERB-style probes on frozen features: phone accuracy/PER, speaker/language/keyword ID, per layer + weighted sum", "--meta meta.tsv [options] NAME=FEATS.h5[,FEATS.h5...]...", NULL, cmd_probe},
     {"config", "trainer configs: list every key (--list), or resolve CONFIG.yaml + overrides (--print)", "--list | CONFIG.yaml [section.key=value ...] [--print] [--out FILE.yaml]", NULL, cmd_config},
 };
 const int hb_num_commands = (int)(sizeof hb_commands / sizeof hb_commands[0]);

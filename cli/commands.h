@@ -17,8 +17,8 @@ int cmd_labels(const struct hb_command *cmd, int argc, char **argv);
 int cmd_config(const struct hb_command *cmd, int argc, char **argv);
 int cmd_train(const struct hb_command *cmd, int argc, char **argv);
 int cmd_finetune(const struct hb_command *cmd, int argc, char **argv);
-int cmd_finetune(const struct hb_command *cmd, int argc, char **argv);
 int cmd_export_hf(const struct hb_command *cmd, int argc, char **argv);
 int cmd_units_eval(const struct hb_command *cmd, int argc, char **argv);
+int cmd_probe(const struct hb_command *cmd, int argc, char **argv);
 
 #endif
