@@ -15,6 +15,7 @@
 #include "models/hubert_mask.h"
 #include "models/hubert_pretrain.h"
 #include "models/hubert_train.h"
+#include "train/optim.h"
 
 int model_config_from_arg(const char *arg, hb_config *c);  // eval/cmd_model.c
 
@@ -92,8 +93,10 @@ done:
 // the real objective via pretrain_step (span mask from the config's mask_time_prob/length, random
 // labels for each label set (one set of K = 100 added when the config has none, as torchaudio's
 // hubert_pretrain_base), hubert_loss weights, feature_grad_mult 0.1, dropout/LayerDrop on);
-// --loss synthetic: trunk forward + backward of sum(hidden[NL] * R).
-static int bench_train(const char *config, int B, double seconds, int repeat, int threads, const char *loss) {
+// --loss synthetic: trunk forward + backward of sum(hidden[NL] * R). --adamw adds the optimizer
+// update (train/optim.c, moments on the device with --device cuda, clip 10) to every step.
+static int bench_train(const char *config, int B, double seconds, int repeat, int threads, const char *loss,
+                       const char *device, int adamw) {
   const int pretrain = !strcmp(loss, "pretrain");
   if (!pretrain && strcmp(loss, "synthetic")) return hb_fail("hubert bench train: --loss must be pretrain or synthetic (got '%s')", loss);
   hb_config c;
@@ -105,11 +108,13 @@ static int bench_train(const char *config, int B, double seconds, int repeat, in
     snprintf(c.label_names[0], HB_NAME_LEN, "km");
   }
   hb_ctx ctx;
-  HB_TRY(ops_ctx_init(&ctx, "cpu", threads));
+  HB_TRY(ops_ctx_init(&ctx, device, threads));
   hb_model m;
   hb_train_arena a;
   hb_pretrain_ws pw;
-  int rc = -1, have_model = 0, have_arena = 0, have_pw = 0;
+  hb_adamw opt;
+  int rc = -1, have_model = 0, have_arena = 0, have_pw = 0, have_opt = 0;
+  float *hbuf = NULL;  // host staging of the random wave and R
   const long L = (long)(seconds * 16000);
   float *wave = NULL, *grads = NULL, *R = NULL, **dh = NULL;
   long *lens = NULL;
@@ -137,11 +142,20 @@ static int bench_train(const char *config, int B, double seconds, int repeat, in
   dh = hb_calloc((size_t)c.num_hidden_layers + 1, sizeof(float *));
   labels = hb_malloc(sizeof(int) * (size_t)(S ? S : 1) * B * T);
   mask = hb_malloc((size_t)B * T);
-  if (!wave || !R || !grads || !lens || !frames || !dh || !labels || !mask) goto done;
+  hbuf = hb_malloc(sizeof(float) * ((size_t)B * L > n ? (size_t)B * L : n));
+  if (!wave || !R || !grads || !lens || !frames || !dh || !labels || !mask || !hbuf) goto done;
+  if (adamw) {
+    hb_adamw_hparams hp = optim_default_hparams();
+    if (optim_init_layout(&opt, &m.layout, &hp)) goto done;
+    have_opt = 1;
+    if (optim_use_backend(&opt, &ctx)) goto done;
+  }
   hb_rng r;
   rng_init(&r, 7);
-  for (size_t i = 0; i < (size_t)B * L; i++) wave[i] = (float)(0.1 * rng_normal(&r));
-  for (size_t i = 0; i < n; i++) R[i] = (float)rng_normal(&r);
+  for (size_t i = 0; i < (size_t)B * L; i++) hbuf[i] = (float)(0.1 * rng_normal(&r));
+  if (ctx.be->upload(&ctx, wave, hbuf, sizeof(float) * (size_t)B * L)) goto done;
+  for (size_t i = 0; i < n; i++) hbuf[i] = (float)rng_normal(&r);
+  if (ctx.be->upload(&ctx, R, hbuf, sizeof(float) * n)) goto done;
   for (size_t i = 0; i < (size_t)S * B * T; i++) labels[i] = (int)(rng_uniform_double(&r) * c.label_k[i / ((size_t)B * T)]);
   for (int b = 0; b < B; b++) lens[b] = L;
   dh[c.num_hidden_layers] = R;
@@ -167,13 +181,16 @@ static int bench_train(const char *config, int B, double seconds, int repeat, in
                model_backward(&m, &a, dh, NULL, 0.1f, grads) || ctx.be->sync(&ctx)) {
       goto done;
     }
+    hb_optim_stats os;
+    if (adamw && (optim_step(&opt, m.params, grads, 1.0 / (B * T), 1e-5, 10.0, &os) || ctx.be->sync(&ctx))) goto done;
     if (i >= 0) times[i] = now_s() - t0;
   }
   qsort(times, (size_t)repeat, sizeof(double), cmp_double);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("bench train: config %s, batch %d x %.1f s, %d threads, %.2fM params, arena %.0f MB, loss %s\n", config, B,
-         seconds, omp_get_max_threads(), model_num_params(&m) / 1e6, (pretrain ? pw.arena.bytes : a.bytes) / 1e6, loss);
+  printf("bench train: config %s, batch %d x %.1f s, %s, %d threads, %.2fM params, arena %.0f MB, loss %s%s\n", config,
+         B, seconds, device, omp_get_max_threads(), model_num_params(&m) / 1e6,
+         (pretrain ? pw.arena.bytes : a.bytes) / 1e6, loss, adamw ? " + AdamW" : "");
   if (pretrain)
     printf("bench train: objective per masked frame %.4f (CE + feature penalty), masked fraction %.3f\n",
            loss_sum / repeat, masked_frac / repeat);
@@ -191,6 +208,8 @@ done:
   free(times);
   free(labels);
   free(mask);
+  free(hbuf);
+  if (have_opt) optim_free(&opt);
   if (have_arena) train_arena_free(&a, &m);
   if (have_pw) pretrain_ws_free(&pw, &m);
   if (have_model) model_free(&m);
@@ -202,7 +221,7 @@ int cmd_bench(const hb_command *cmd, int argc, char **argv) {
   const char *config = "base";
   const char *device = "cpu";
   const char *loss = "pretrain";
-  int batch = 4, repeat = 3, threads = 0;
+  int batch = 4, repeat = 3, threads = 0, adamw = 0;
   double seconds = 10.0;
   hb_opt opts[] = {{"config", 'c', HB_OPT_STR, "NAME|FILE.json", "model preset or config.json (default base)", &config, 0},
                    {"batch-size", 'b', HB_OPT_INT, "N", "utterances per batch (default 4)", &batch, 0},
@@ -211,6 +230,7 @@ int cmd_bench(const hb_command *cmd, int argc, char **argv) {
                    {"threads", 't', HB_OPT_INT, "N", "CPU threads", &threads, 0},
                    {"device", 0, HB_OPT_STR, "cpu|cuda", "backend (default cpu)", &device, 0},
                    {"loss", 0, HB_OPT_STR, "pretrain|synthetic", "train: real objective (default) or sum(hidden * R)", &loss, 0},
+                   {"adamw", 0, HB_OPT_FLAG, NULL, "train: include the AdamW update in each step", &adamw, 0},
                    {0}};
   int npos;
   char **pos;
@@ -221,6 +241,6 @@ int cmd_bench(const hb_command *cmd, int argc, char **argv) {
     return hb_fail("hubert bench: expected 'extract' or 'train' (got '%s')", what ? what : "");
   if (batch < 1 || repeat < 1 || seconds < 0.03) return hb_fail("hubert bench: --batch-size, --repeat must be >= 1, --seconds >= 0.03");
   if (threads > 0) omp_set_num_threads(threads);
-  if (!strcmp(what, "train")) return bench_train(config, batch, seconds, repeat, threads, loss);
+  if (!strcmp(what, "train")) return bench_train(config, batch, seconds, repeat, threads, loss, device, adamw);
   return bench_extract(config, batch, seconds, repeat, threads, device);
 }

@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
-"""HuBERT Base forward on the GPU with PyTorch, the oracle side of scripts/gpu_check.sh.
+"""HuBERT Base on the GPU with PyTorch, the oracle side of scripts/gpu_check.sh.
 
-Random weights, random audio (B x seconds), fp32 (TF32 off, like our fp32 path) and bf16 autocast.
-Times with CUDA events after warm-up; prints the median and one RESULT line per precision:
-  RESULT torch_<prec>_forward_ms=<median> peak_mem_mb=<peak>
+Forward (default): random weights, random audio (B x seconds), fp32 (TF32 off, like our fp32 path)
+and bf16 autocast. Times with CUDA events after warm-up; prints the median and one RESULT line per
+precision:  RESULT torch_<prec>_forward_ms=<median> peak_mem_mb=<peak>
 Uses torchaudio.models.hubert_base when available, else transformers' HubertModel (Base config).
+
+--train: one pretraining step = forward + hubert_loss (masked CE over K labels, feature penalty x10)
++ backward + fused AdamW, torchaudio's hubert_pretrain_base(num_classes=K) in train mode (dropout,
+LayerDrop, span masks), for each precision in --precisions (bf16 autocast with fp32 master
+weights, and/or fp32 without TF32). Prints per precision
+  RESULT torch_<prec>_train_ms=<median> audio_s_per_s=<x> mfu=<x> peak_mem_mb=<allocated> reserved_mb=<x>
+MFU = 45.4 GFLOP per audio-second (HuBERT Base fwd+bwd) x audio-s/s / --peak-tflops (bf16 dense
+peak of the card; 989 for an H100 SXM).
 """
 import argparse
 import statistics
@@ -25,17 +33,81 @@ def build_model():
     return m, "transformers %s HubertModel(Base)" % transformers.__version__, lambda m, x: m(x).last_hidden_state
 
 
+GFLOP_PER_AUDIO_S = 45.4  # HuBERT Base forward + backward per second of 16 kHz audio
+
+
+def hubert_loss(logit_m, logit_u, pen, feature_weight=10.0):
+    # torchaudio examples/hubert/loss/hubert_loss.py, reduction "sum", unmasked weight 0
+    tgt = torch.zeros(logit_m.shape[0], dtype=torch.long, device=logit_m.device)
+    return torch.nn.functional.cross_entropy(logit_m.float(), tgt, reduction="sum") + pen * feature_weight * logit_m.shape[0]
+
+
+def bench_train(a):
+    import torchaudio
+    torch.manual_seed(0)
+    model = torchaudio.models.hubert_pretrain_base(num_classes=a.classes).cuda().train()
+    model.logit_generator.skip_nomask = True  # unmasked frames carry weight 0: not computed (as ours)
+    L = int(a.seconds * 16000)
+    wave = 0.1 * torch.randn(a.batch_size, L, device="cuda")
+    lens = torch.full((a.batch_size,), L, device="cuda")
+    with torch.no_grad():
+        T = int(model.wav2vec2.feature_extractor(wave[:1], None)[0].shape[1])
+    labels = torch.randint(0, a.classes, (a.batch_size, T), device="cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01, fused=True)
+    audio_s = a.batch_size * a.seconds
+    print("torch %s, torchaudio %s hubert_pretrain_base(num_classes=%d), %s, batch %d x %.2f s = %.1f s (%d samples)"
+          % (torch.__version__, torchaudio.__version__, a.classes, torch.cuda.get_device_name(), a.batch_size, a.seconds,
+             audio_s, a.batch_size * L))
+    for prec in a.precisions.split(","):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        ctx = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if prec == "bf16" else (lambda: torch.autocast("cuda", enabled=False))
+        times = []
+        for i in range(a.warmup + a.repeat):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            opt.zero_grad(set_to_none=True)
+            with ctx():
+                logit_m, logit_u, pen = model(wave, labels, lens)
+                loss = hubert_loss(logit_m, logit_u, pen)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            e.record()
+            torch.cuda.synchronize()
+            if i >= a.warmup:
+                times.append(s.elapsed_time(e))
+        med = statistics.median(times)
+        aps = audio_s / (med / 1e3)
+        mfu = GFLOP_PER_AUDIO_S * aps / (a.peak_tflops * 1e3)
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        res = torch.cuda.max_memory_reserved() / 2**20
+        print("torch %s train step: median %.1f ms (min %.1f, max %.1f over %d), %.0f audio-s/s, MFU %.3f, peak %.0f MB "
+              "(reserved %.0f MB), loss/frame %.3f" % (prec, med, min(times), max(times), a.repeat, aps, mfu, peak, res,
+                                                       loss.item() / max(1, logit_m.shape[0])))
+        print("RESULT torch_%s_train_ms=%.3f audio_s_per_s=%.1f mfu=%.4f peak_mem_mb=%.0f reserved_mb=%.0f"
+              % (prec, med, aps, mfu, peak, res))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--train", action="store_true", help="pretraining step (forward + loss + backward + AdamW)")
+    ap.add_argument("--precisions", default="bf16,fp32", help="train: comma list of bf16, fp32")
+    ap.add_argument("--classes", type=int, default=504, help="train: label classes K")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="train: dense bf16 peak of the card for MFU")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device visible to torch", file=sys.stderr)
         return 77
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    if a.train:
+        return bench_train(a)
     torch.manual_seed(0)
     model, name, fwd = build_model()
     model = model.cuda().eval()

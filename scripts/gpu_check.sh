@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # GPU check for the lent H100/H200 (one call, < 8 minutes): build with CUDA, run the `cuda`
-# tests, compute-sanitizer memcheck on the CUDA op test, and the forward benchmark of hubert.c
-# (`hubert bench extract --device cuda`) against PyTorch's HuBERT Base (fp32 and bf16 autocast)
-# in the same run. Prints a short table last; logs go to $OUT (or build-gpu/gpu_check/).
+# tests (every op CUDA vs CPU, the heads/losses/optimizer, the whole training step tiny + Base,
+# 20 `hubert train --device cuda` updates), compute-sanitizer memcheck on the op test and on the
+# tiny training step, the forward benchmark (`hubert bench extract --device cuda`) against
+# PyTorch's HuBERT Base (fp32 and bf16 autocast), and the Base training-step benchmark
+# (`hubert bench train --device cuda --adamw`, fp32, 87.5 s = 1.4M samples) against torchaudio's
+# hubert_pretrain_base (bf16 autocast and fp32) in the same run: ms/step, audio-s/s, MFU, peak
+# memory. Prints a short table last; logs go to $OUT (or build-gpu/gpu_check/).
+# SKIP_FORWARD_BENCH=1 / SKIP_TRAIN_BENCH=1 / SKIP_MEMCHECK=1 leave those parts out.
 #
 # Dependencies: the GPU image has nvcc, cmake, gcc and PyTorch but maybe not our Debian libraries
 # and no package registry. Order of attempts: system libraries (pkg-config finds them) ->
@@ -13,8 +18,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 SRC=$(pwd)
 BUILD=${HUBERT_GPU_BUILD:-$SRC/build-gpu}
-LOG=${OUT:-$BUILD/gpu_check}
-mkdir -p "$LOG"
+LOG=$BUILD/gpu_check  # many logs; $OUT gets summary.txt and one tarball of them (the device tool returns 8 files)
+rm -rf "$LOG" && mkdir -p "$LOG"
 T_START=$(date +%s)
 declare -a ROWS=()
 row() { ROWS+=("$(printf '%-34s %s' "$1" "$2")"); }
@@ -23,6 +28,10 @@ finish() {
   echo
   echo "==== gpu_check summary ($(elapsed), commit $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo '?')) ===="
   for r in "${ROWS[@]}"; do echo "$r"; done
+  if [ -n "${OUT:-}" ]; then
+    for r in "${ROWS[@]}"; do echo "$r"; done >"$OUT/summary.txt"
+    tar -czf "$OUT/gpu_check_logs.tar.gz" -C "$(dirname "$LOG")" "$(basename "$LOG")" 2>/dev/null
+  fi
 }
 trap finish EXIT
 
@@ -67,8 +76,9 @@ fi
 # ---- build ----------------------------------------------------------------------------------------
 echo "== build ($BUILD)"
 ARCH=${CMAKE_CUDA_ARCHITECTURES:-90}
+# The tests' Python (fixtures need numpy + h5py) is the image's python3, not Debian's.
 if ! cmake -S "$SRC" -B "$BUILD" -DHUBERT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DCMAKE_BUILD_TYPE=Release \
-  "${CMAKE_EXTRA[@]}" >"$LOG/cmake.txt" 2>&1; then
+  -DHUBERT_PYTHON="$(command -v python3)" "${CMAKE_EXTRA[@]}" >"$LOG/cmake.txt" 2>&1; then
   tail -30 "$LOG/cmake.txt"; row "configure" "FAILED (see cmake.txt)"; exit 1
 fi
 if ! cmake --build "$BUILD" -j "$JOBS" >"$LOG/build.txt" 2>&1; then
@@ -78,27 +88,51 @@ row "build" "ok (sm_$ARCH, $(elapsed))"
 
 # ---- cuda tests -----------------------------------------------------------------------------------
 echo "== ctest -L cuda"
-(cd "$BUILD" && timeout 240 ctest -L cuda --output-on-failure) 2>&1 | tee "$LOG/ctest_cuda.txt"
-rc=${PIPESTATUS[0]}
-row "ctest -L cuda" "$([ "$rc" = 0 ] && echo ok || echo "FAILED (rc $rc)") ($(grep -c ' Passed' "$LOG/ctest_cuda.txt") passed, $(grep -c 'Skipped' "$LOG/ctest_cuda.txt") skipped)"
+(cd "$BUILD" && timeout 300 ctest -L cuda --output-on-failure -V) >"$LOG/ctest_cuda.txt" 2>&1
+rc=$?
+grep -E "Test +#|FAIL|SKIP|rel.err [0-9.e+-]+ \(tol [0-9e.+-]+\)  <--|step CPU|train loss|update 1 loss|all [0-9]+ checks" "$LOG/ctest_cuda.txt" | head -60
+row "ctest -L cuda" "$([ "$rc" = 0 ] && echo ok || echo "FAILED (rc $rc)") ($(grep -c 'Test *#.*Passed' "$LOG/ctest_cuda.txt") passed, $(grep -c 'Skipped\|Not Run' "$LOG/ctest_cuda.txt") skipped)"
+for t in test_ops_cuda test_heads_cuda test_train_cuda cli_test_train_cuda; do
+  st=$(grep -E "Test +#[0-9]+: $t " "$LOG/ctest_cuda.txt" | grep -oE "Passed|Failed|Skipped|Not Run|Timeout" | head -1)
+  row "  $t" "${st:-not run}"
+done
+steps=$(grep -E "step CPU [0-9.]+ s, CUDA" "$LOG/ctest_cuda.txt" | sed 's/^ *//' | head -4)
+[ -n "$steps" ] && while IFS= read -r l; do row "  step" "$l"; done <<<"$steps"
 awk '{ for (i = 1; i < NF; i++) if ($i == "rel.err") print $(i + 1) "\t" $0 }' "$LOG/ctest_cuda.txt" | sort -g -r |
   head -3 | cut -f2 | sed 's/^ */  worst: /'
 
 # ---- compute-sanitizer ----------------------------------------------------------------------------
-echo "== compute-sanitizer memcheck (test_ops_cuda, quick)"
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-if [ -n "$CS" ]; then
-  HUBERT_CUDA_TEST_QUICK=1 timeout 180 "$CS" --tool memcheck --leak-check full --error-exitcode 9 \
-    "$BUILD/tests/test_ops_cuda" >"$LOG/memcheck.txt" 2>&1
+for t in test_ops_cuda test_train_cuda; do  # quick: tiny models only (memcheck is ~100x slower)
+  echo "== compute-sanitizer memcheck ($t, quick)"
+  if [ "${SKIP_MEMCHECK:-0}" = 1 ] || [ -z "$CS" ]; then
+    row "memcheck $t" "skipped"
+    continue
+  fi
+  HUBERT_CUDA_TEST_QUICK=1 timeout 150 "$CS" --tool memcheck --leak-check full --error-exitcode 9 \
+    "$BUILD/tests/$t" >"$LOG/memcheck_$t.txt" 2>&1
   rc=$?
-  tail -5 "$LOG/memcheck.txt"
-  row "memcheck test_ops_cuda" "$([ "$rc" = 0 ] && echo clean || echo "FAILED (rc $rc, see memcheck.txt)")"
-else
-  row "memcheck test_ops_cuda" "skipped (no compute-sanitizer)"
-fi
+  tail -3 "$LOG/memcheck_$t.txt"
+  row "memcheck $t" "$([ "$rc" = 0 ] && echo clean || echo "FAILED (rc $rc, see memcheck_$t.txt)")"
+done
 
 # ---- benchmark ------------------------------------------------------------------------------------
+# Peak device memory of a command: nvidia-smi sampled every 50 ms, minus the idle reading.
+gpu_mem_used() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1; }
+with_peak_mem() {  # $1 = output file of the peak (MB above idle); rest: the command
+  local out=$1; shift
+  local idle; idle=$(gpu_mem_used); idle=${idle:-0}
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 50 >"$out.samples" 2>/dev/null &
+  local mon=$!
+  "$@"
+  local rc=$?
+  kill "$mon" 2>/dev/null; wait "$mon" 2>/dev/null
+  sort -n "$out.samples" | tail -1 | awk -v i="$idle" '{ print $1 - i }' >"$out"
+  return $rc
+}
+
 B=${BENCH_BATCH:-4} S=${BENCH_SECONDS:-10}
+if [ "${SKIP_FORWARD_BENCH:-0}" != 1 ]; then
 echo "== bench: HuBERT Base forward, $B x $S s"
 timeout 120 "$BUILD/hubert" bench extract --config base --batch-size "$B" --seconds "$S" --repeat 10 --device cuda \
   2>&1 | tee "$LOG/bench_hubert.txt"
@@ -114,3 +148,32 @@ ours_ms=$(awk -v s="$ours" 'BEGIN { if (s != "") printf "%.3f", s * 1000 }')
 row "hubert.c fp32 forward $B x ${S}s" "$(ms "$ours")"
 row "torch fp32 (no TF32) forward" "${t32:-n/a} ms (hubert.c speed-up $(ratio "$ours_ms" "$t32"))"
 row "torch bf16 autocast forward" "${t16:-n/a} ms (hubert.c speed-up $(ratio "$ours_ms" "$t16"))"
+fi
+
+# ---- training-step benchmark: HuBERT Base, 87.5 s batch (fairseq's per-GPU 1.4M samples) -------------
+if [ "${SKIP_TRAIN_BENCH:-0}" != 1 ]; then
+TB=${TRAIN_BATCH:-7} TS=${TRAIN_SECONDS:-12.5} PEAK=${PEAK_TFLOPS:-989}
+echo "== bench: HuBERT Base training step (forward + loss + backward + AdamW), $TB x $TS s"
+with_peak_mem "$LOG/train_mem_ours.txt" timeout 150 "$BUILD/hubert" bench train --device cuda --config base \
+  --batch-size "$TB" --seconds "$TS" --repeat 5 --adamw >"$LOG/bench_train_hubert.txt" 2>&1
+cat "$LOG/bench_train_hubert.txt"
+ours_t=$(sed -n 's/.*hubert_train_step_s=\([0-9.]*\).*/\1/p' "$LOG/bench_train_hubert.txt")
+env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 timeout 240 python3 scripts/gpu_bench_torch.py --train --batch-size "$TB" \
+  --seconds "$TS" --repeat 5 --classes 100 --precisions bf16,fp32 --peak-tflops "$PEAK" 2>&1 | tee "$LOG/bench_train_torch.txt"
+audio=$(awk -v b="$TB" -v s="$TS" 'BEGIN { print b * s }')
+if [ -n "$ours_t" ]; then
+  row "hubert.c fp32 train step ${TB}x${TS}s" "$(awk -v t="$ours_t" -v a="$audio" -v p="$PEAK" -v m="$(cat "$LOG/train_mem_ours.txt")" \
+    'BEGIN { printf "%.1f ms, %.0f audio-s/s, MFU %.3f (of %g TFLOP/s bf16), peak %s MB (nvidia-smi)", t * 1000, a / t, 45.4 * a / t / (p * 1000), p, m }')"
+else
+  row "hubert.c fp32 train step ${TB}x${TS}s" "FAILED (see bench_train_hubert.txt)"
+fi
+for prec in bf16 fp32; do
+  l=$(grep "^RESULT torch_${prec}_train_ms" "$LOG/bench_train_torch.txt")
+  ms_t=$(sed -n 's/.*train_ms=\([0-9.]*\).*/\1/p' <<<"$l")
+  row "torch $prec train step" "$( [ -n "$l" ] && awk -v l="$l" -v o="$ours_t" -v t="$ms_t" 'BEGIN { split(l, f, " ");
+    for (i in f) { split(f[i], kv, "="); v[kv[1]] = kv[2] }
+    printf "%.1f ms, %s audio-s/s, MFU %s, peak %s MB (reserved %s); hubert.c speed-up %s", t, v["audio_s_per_s"], v["mfu"],
+      v["peak_mem_mb"], v["reserved_mb"], (o == "" ? "n/a" : sprintf("%.2fx", t / (o * 1000)))
+  }' || echo "n/a (see bench_train_torch.txt)")"
+done
+fi
