@@ -77,6 +77,7 @@ int comm_init(hb_comm *c, const hb_comm_opts *o) {
   if (te && *te && atof(te) > 0) c->timeout_s = atof(te);
   size_t bb = o->bucket_bytes > 0 ? o->bucket_bytes : (size_t)25 << 20;
   c->bucket_floats = bb / sizeof(float) ? bb / sizeof(float) : 1;
+  if (c->bucket_floats > ((size_t)1 << 28)) c->bucket_floats = (size_t)1 << 28;   // ranges stay below INT_MAX
   c->what = "";
   const char *be = o->backend && *o->backend ? o->backend : "auto";
   const char *env_be = getenv("HUBERT_COMM_BACKEND");

@@ -253,6 +253,8 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
     const double tc = now_s();
     double red[13] = {loss, (double)sample_size, samples, s.loss_m, s.loss_u, s.correct_m, s.correct_u,
                       s.count_m, s.count_u, s.topic_ce, s.topic_n, s.topic_correct, 0};
+    // NCCL runs on its own stream: the backward pass must have finished on the ops' stream.
+    if (t->comm.kind == HB_COMM_NCCL && ctx->be->sync && ctx->be->sync(ctx)) return hb_fail_prefix("update %ld", u + 1);
     t->comm.what = "gradient all-reduce";
     int rc = t->zero ? comm_reduce_scatter_f32(&t->comm, t->grads, t->zoff)
                      : comm_allreduce_f32(&t->comm, t->grads, t->model.layout.total);

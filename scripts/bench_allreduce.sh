@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Data-parallel cost on CPU at world 2 (mpirun, shared-memory transport):
+#   1. all-reduce of a flat float buffer through train/comm (tests/tools/comm_bench) at the demo
+#      model's size and at HuBERT Base's (94.7M floats), vs torch.distributed (gloo) all_reduce of
+#      the same buffer, 2 processes, measured in the same run (median and fastest of REPS);
+#   2. `hubert train` on the demo config: one process with update_freq 2 vs mpirun -np 2 with
+#      update_freq 1 (the same global batch): wall per update, and the time rank 0 spent in the
+#      gradient/statistics collectives per update (waiting for the slower rank included).
+# Usage: scripts/bench_allreduce.sh [BUILD_DIR] [SHARDS_DIR] [UPDATES] [REPS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+SHARDS=${2:-data/demo_run}
+UPD=${3:-40}
+REPS=${4:-5}
+H=$BUILD/hubert
+CB=$BUILD/tests/comm_bench
+[ -x "$CB" ] || { echo "build $CB first (cmake --build $BUILD --target comm_bench)"; exit 1; }
+ldd "$H" | grep -q libmpi || { echo "$H was built without MPI"; exit 1; }
+export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none -np 2)
+echo "cores: $(nproc), 1 thread per rank, load average: $(cut -d' ' -f1-3 /proc/loadavg) (a loaded machine stretches every number here)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+cat >"$tmp/gloo.py" <<'PY'
+import os, sys, time, torch, torch.distributed as dist, torch.multiprocessing as mp
+def run(rank, n, reps, port):
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    x = torch.full((n,), float(rank + 1))
+    dist.all_reduce(x)
+    t = []
+    for _ in range(reps):
+        dist.barrier()
+        t0 = time.perf_counter()
+        dist.all_reduce(x)
+        t.append(time.perf_counter() - t0)
+    t.sort()
+    if rank == 0:
+        print("gloo n=%d ms=%.3f min_ms=%.3f" % (n, 1e3 * t[len(t) // 2], 1e3 * t[0]))
+    dist.destroy_process_group()
+if __name__ == "__main__":
+    n, reps = int(sys.argv[1]), int(sys.argv[2])
+    mp.spawn(run, args=(n, reps, 29500 + os.getpid() % 1000), nprocs=2)
+PY
+
+# demo model size from a 0-update dry start is not available; the tiny preset's count is printed by train
+"$H" train configs/demo.yaml task.data="$SHARDS" checkpoint.save_dir="$tmp/probe" optimization.max_update=0 \
+  --resume none >"$tmp/probe.out" 2>&1 || true
+TINY=$(awk '/^model:/ {printf "%.0f", $2 * 1e6}' "$tmp/probe.out")
+TINY=${TINY:-105000}
+echo "== all-reduce, world 2 =="
+for n in "$TINY" 94700000; do
+  ours=$("${MPI[@]}" "$CB" "$n" "$REPS")
+  ref=$(/usr/bin/python3 "$tmp/gloo.py" "$n" "$REPS" 2>/dev/null)
+  om=$(sed 's/.* ms=\([0-9.]*\).*/\1/' <<<"$ours"); rm_=$(sed 's/.* ms=\([0-9.]*\).*/\1/' <<<"$ref")
+  echo "$ours"
+  echo "$ref"
+  awk -v a="$om" -v b="$rm_" -v n="$n" 'BEGIN {printf "  %d floats: ours %.3f ms, gloo %.3f ms (median): gloo/ours %.2fx\n", n, a, b, b / a}'
+done
+
+echo "== hubert train, demo config, global batch 2 x 16 s, $UPD updates =="
+per_update() {  # per_update LOG: wall seconds per update over the rows after the first
+  /usr/bin/python3 - "$1" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"split":"train"' in l][1:]
+print("%.4f" % (sum(r["wall_s"] for r in rows) / max(1, len(rows))))
+PY
+}
+common=(configs/demo.yaml task.data="$SHARDS" optimization.max_update="$UPD" common.log_interval=1
+        dataset.validate_interval_updates=0 checkpoint.save_interval_updates=0 --resume none)
+"$H" train "${common[@]}" checkpoint.save_dir="$tmp/w1" "optimization.update_freq=[2]" >"$tmp/w1.out" 2>&1
+"${MPI[@]}" "$H" train "${common[@]}" checkpoint.save_dir="$tmp/w2" "optimization.update_freq=[1]" >"$tmp/w2.out" 2>&1
+s1=$(per_update "$tmp/w1/train_log.jsonl")
+s2=$(per_update "$tmp/w2/train_log.jsonl")
+comm=$(awk '/^distributed: .* s of rank 0/ {print $2}' "$tmp/w2.out")
+awk -v s1="$s1" -v s2="$s2" -v c="$comm" -v u="$UPD" 'BEGIN {
+  printf "  1 process, update_freq 2: %.1f ms/update\n", 1e3 * s1;
+  printf "  2 ranks, update_freq 1:   %.1f ms/update (speed-up %.2fx, scaling efficiency %.0f%%)\n", 1e3 * s2, s1 / s2, 50 * s1 / s2;
+  printf "  collectives on rank 0:    %.1f ms/update = %.1f%% of the update (includes waiting for the other rank)\n", 1e3 * c / u, 100 * c / u / s2 }'
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
