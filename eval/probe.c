@@ -298,7 +298,6 @@ int probe_train_ctc(const hb_ctc_probe_data *d, const hb_probe_opts *o, hb_probe
   const int B = o->batch;
   lin_head h;
   HB_TRY(head_init(&h, d->L, d->D, d->V, (int64_t)B * w.maxT, o));
-  h.p[(size_t)d->V * d->D] = 2.0f;   // blank bias: start from "all blank" (PER 100 %), as CTC training does
   int rc = -1;
   int64_t *perm = hb_malloc(sizeof(int64_t) * (size_t)d->nutt[HB_TRAIN]);
   w.in_len = hb_calloc((size_t)B, sizeof(int));
