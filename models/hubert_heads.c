@@ -13,7 +13,7 @@ enum {
   D_POOL, D_HID, D_ACT, D_Z, D_DZ, D_DACT, D_DPOOL, D_DXT, D_LOGITS,  // D_LOGITS.. one per set
   D_COUNT = D_LOGITS + 1
 };
-enum { H_IDX, H_TGT, H_W, H_LOSS, H_CORR, H_F, H_COUNT };
+enum { H_IDX, H_TGT, H_W, H_LOSS, H_CORR, H_COUNT };
 _Static_assert(D_COUNT <= HB_HEADS_BUFS && H_COUNT <= HB_HEADS_BUFS, "heads scratch slots");
 
 void heads_ws_init(hb_heads_ws *w, hb_ctx *ctx) {
@@ -185,15 +185,11 @@ int heads_pred_loss(hb_heads_ws *w, const hb_config *c, const hb_params *p, hb_p
 int heads_feature_penalty(hb_heads_ws *w, double *pen, float *df, const float *f, size_t n, double coef) {
   if (n == 0) return hb_fail("feature penalty: no features");
   hb_ctx *ctx = w->ctx;
-  const size_t chunk = (size_t)1 << 20;
-  float *hf = host_get(w, H_F, sizeof(float) * (n < chunk ? n : chunk));
-  if (!hf) return hb_fail_prefix("feature penalty");
+  NEED_OP(ctx->be, sum_squares);
+  // sum of squares on the backend (double accumulation; on CUDA one double comes back, not f)
+  const hb_span all = {0, n, 0};
   double s = 0;
-  for (size_t i0 = 0; i0 < n; i0 += chunk) {
-    const size_t m = n - i0 < chunk ? n - i0 : chunk;
-    HB_TRY(ctx->be->download(ctx, hf, f + i0, sizeof(float) * m));
-    for (size_t i = 0; i < m; i++) s += (double)hf[i] * hf[i];
-  }
+  if (ctx->be->sum_squares(ctx, &s, f, &all, 1)) return hb_fail_prefix("feature penalty");
   *pen = s / (double)n;
   if (df && coef != 0.0) HB_TRY(ctx->be->axpy(ctx, df, (float)(2.0 * coef / (double)n), f, n));
   return 0;

@@ -61,49 +61,73 @@ static __device__ double block_sum_d(double v, double *sh) {
   return sh[0];
 }
 
-// First maximum of z[k] * scale over k < K (as the CPU's `if (z[k] * scale > m)` scan: NaN
-// entries never win unless z[0] is NaN). Every thread gets (max, index).
-static __device__ void block_argmax(const float *z, int K, float scale, float *m_out, int *a_out, float *shv, int *sha) {
-  float v = -INFINITY;
-  int a = K;
-  for (int k = threadIdx.x; k < K; k += HT) {
-    const float x = z[k] * scale;
-    if (x > v || (a == K && x == x)) { v = x; a = k; }  // NaN never wins (x > v is false)
+// Online softmax statistics: running maximum m of x_k = z_k * scale (float, as the CPU's scan),
+// its first index a, and s = sum_k exp((double)z_k * scale - m) rescaled whenever m grows.
+typedef struct {
+  float m;
+  int a;     // K: no element seen yet
+  double s;
+} row_stats;
+
+static __device__ inline void stats_push(row_stats &r, float x, double xd, int k) {
+  if (x > r.m || (r.a < 0 && x == x)) {  // a new maximum (NaN never is one)
+    // -inf terms add 0 (exp(-inf - -inf) would be NaN); s is 0 while m is -inf
+    r.s = x == -INFINITY ? 0.0 : (r.a < 0 || r.m == -INFINITY ? 0.0 : r.s * exp((double)r.m - x)) + exp(xd - x);
+    r.m = x;
+    r.a = k;
+  } else if (x != -INFINITY) {
+    r.s += exp(xd - r.m);  // NaN propagates into s (and the loss), as on the CPU
   }
-  for (int o = 16; o > 0; o >>= 1) {
-    const float v2 = __shfl_down_sync(0xffffffffu, v, o);
-    const int a2 = __shfl_down_sync(0xffffffffu, a, o);
-    if (a2 < K && (a == K || v2 > v || (v2 == v && a2 < a))) { v = v2; a = a2; }
-  }
-  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) { shv[wid] = v; sha[wid] = a; }
-  __syncthreads();
-  if (wid == 0) {
-    v = lane < HT / 32 ? shv[lane] : -INFINITY;
-    a = lane < HT / 32 ? sha[lane] : K;
-    for (int o = 16; o > 0; o >>= 1) {
-      const float v2 = __shfl_down_sync(0xffffffffu, v, o);
-      const int a2 = __shfl_down_sync(0xffffffffu, a, o);
-      if (a2 < K && (a == K || v2 > v || (v2 == v && a2 < a))) { v = v2; a = a2; }
-    }
-    if (lane == 0) { shv[0] = v; sha[0] = a; }
-  }
-  __syncthreads();
-  // A row of NaNs only: the serial scan keeps index 0 and its (NaN) value.
-  *a_out = sha[0] < K ? sha[0] : 0;
-  *m_out = sha[0] < K ? shv[0] : z[0] * scale;
 }
 
-// Row statistics of z * scale (K): first argmax, lse = m + log(sum_k exp((double)z_k * scale - m)).
+// Merge of two partial statistics: the larger maximum (the smaller index on ties), sums rescaled.
+static __device__ inline void stats_merge(row_stats &r, float m2, int a2, double s2) {
+  if (a2 < 0) return;
+  if (r.a < 0) { r.m = m2; r.a = a2; r.s = s2; return; }
+  if (m2 > r.m || (m2 == r.m && a2 < r.a)) {
+    r.s = r.s * exp((double)r.m - m2) + s2;
+    r.m = m2;
+    r.a = a2;
+  } else {
+    r.s += s2 * exp((double)m2 - r.m);
+  }
+}
+
+// One pass over the row z (K) in block-strided chunks (online logsumexp): first argmax of
+// z * scale and lse = m + log(sum_k exp((double)z_k * scale - m)). Every thread gets the result.
+// A row without any non-NaN value keeps index 0 (the CPU's serial scan) and a NaN lse.
 static __device__ double block_row_lse(const float *z, int K, float scale, int *amax, double *shd, float *shv,
                                        int *sha) {
-  float m;
-  block_argmax(z, K, scale, &m, amax, shv, sha);
-  double s = 0;
-  for (int k = threadIdx.x; k < K; k += HT) s += exp((double)z[k] * scale - m);
-  s = block_sum_d(s, shd);
-  return m + log(s);
+  row_stats r = {-INFINITY, -1, 0.0};
+  for (int k = threadIdx.x; k < K; k += HT) stats_push(r, z[k] * scale, (double)z[k] * scale, k);
+  for (int o = 16; o > 0; o >>= 1) {
+    const float m2 = __shfl_down_sync(0xffffffffu, r.m, o);
+    const int a2 = __shfl_down_sync(0xffffffffu, r.a, o);
+    const double s2 = __shfl_down_sync(0xffffffffu, r.s, o);
+    stats_merge(r, m2, a2, s2);
+  }
+  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+  __syncthreads();  // the shared arrays may still be read by a previous call
+  if (lane == 0) { shv[wid] = r.m; sha[wid] = r.a; shd[wid] = r.s; }
+  __syncthreads();
+  if (wid == 0) {
+    r.m = -INFINITY, r.a = -1, r.s = 0.0;
+    if (lane < HT / 32) r.m = shv[lane], r.a = sha[lane], r.s = shd[lane];
+    for (int o = 16; o > 0; o >>= 1) {
+      const float m2 = __shfl_down_sync(0xffffffffu, r.m, o);
+      const int a2 = __shfl_down_sync(0xffffffffu, r.a, o);
+      const double s2 = __shfl_down_sync(0xffffffffu, r.s, o);
+      stats_merge(r, m2, a2, s2);
+    }
+    if (lane == 0) { shv[0] = r.m; sha[0] = r.a; shd[0] = r.s; }
+  }
+  __syncthreads();
+  if (sha[0] < 0) {
+    *amax = 0;
+    return NAN;
+  }
+  *amax = sha[0];
+  return (double)shv[0] + log(shd[0]);
 }
 
 // ---- cosine_ce ------------------------------------------------------------------------------------
