@@ -116,13 +116,13 @@ static int wait_all(hb_comm *c, MPI_Request *reqs, int n) {
     CHECK_MPI(MPI_Testall(2 * c->world, m->arr_req, &arr, MPI_STATUSES_IGNORE));
     if (done && arr) break;
     if (now_s() > deadline) return diagnose(c);
-    // MPI progresses a non-blocking collective only inside MPI_Test: poll, yielding the core
-    // (ranks may share cores), for the first 0.5 s; then 100 us naps (a peer busy elsewhere,
+    // MPI progresses a transfer only inside MPI_Test: poll (yielding the core every 16 polls:
+    // ranks may share cores) for the first 0.5 s; then 100 us naps (a peer busy elsewhere,
     // e.g. rank 0 writing a checkpoint).
     if (++polls % 64 == 0 && now_s() - start > 0.5) {
       struct timespec ts = {0, 100000};
       nanosleep(&ts, NULL);
-    } else {
+    } else if (polls % 16 == 0) {
       sched_yield();
     }
   }
