@@ -103,10 +103,23 @@ static void test_cosine_ce(int N, int D, int K, int ldp, int mode, float scale_p
   free(p), free(e), free(w), free(tg), free(loss), free(logits), free(dp), free(de), free(corr), free(dp_gpu_init);
 }
 
-static void test_softmax_ce(int N, int K, int grad) {
-  float *z = ct_randn((size_t)N * K, 3), *w = ct_randn(N, 1), *loss = ct_nan(N), *dz = ct_nan((size_t)N * K);
+// sd: logit scale (large: the online logsumexp rescales often); ints: integer logits with exact
+// ties, where the first maximum must win on both backends (no near-tie allowance), and the
+// target set to the first maximum of every other row.
+static void test_softmax_ce(int N, int K, int grad, double sd, int ints) {
+  float *z = ct_randn((size_t)N * K, sd), *w = ct_randn(N, 1), *loss = ct_nan(N), *dz = ct_nan((size_t)N * K);
   int *tg = malloc(sizeof(int) * N), *corr = malloc(sizeof(int) * N);
-  for (int n = 0; n < N; n++) tg[n] = (int)rng_below(&ct_rng, (uint64_t)K);
+  if (ints)
+    for (size_t i = 0; i < (size_t)N * K; i++) z[i] = roundf(z[i]);
+  for (int n = 0; n < N; n++) {
+    tg[n] = (int)rng_below(&ct_rng, (uint64_t)K);
+    if (ints && n % 2) {
+      int a = 0;
+      for (int k = 1; k < K; k++)
+        if (z[(size_t)n * K + k] > z[(size_t)n * K + a]) a = k;
+      tg[n] = a;
+    }
+  }
   float *d_z = ct_dev(z, (size_t)N * K), *d_w = ct_dev(w, N), *d_loss = ct_dev(NULL, N), *d_dz = ct_dev(NULL, (size_t)N * K);
   int *d_t = ct_dev_int(tg, N), *d_corr = ct_dev_int(NULL, N);
   CHECK_OK(ct_cpu.be->softmax_ce(&ct_cpu, loss, corr, grad ? dz : NULL, z, tg, grad ? w : NULL, N, K));
@@ -114,8 +127,8 @@ static void test_softmax_ce(int N, int K, int grad) {
   char name[80];
   snprintf(name, sizeof name, "softmax_ce N%d K%d loss", N, K);
   ct_check(name, d_loss, loss, N, TOL_CUDA_F32);
-  snprintf(name, sizeof name, "softmax_ce N%d K%d correct", N, K);
-  check_correct(name, d_corr, corr, z, N, K);
+  snprintf(name, sizeof name, "softmax_ce N%d K%d correct%s", N, K, ints ? " (exact ties)" : "");
+  check_correct(name, d_corr, corr, ints ? NULL : z, N, K);
   if (grad) {
     snprintf(name, sizeof name, "softmax_ce N%d K%d dz (weighted)", N, K);
     ct_check(name, d_dz, dz, (size_t)N * K, TOL_CUDA_F32);
@@ -320,9 +333,11 @@ int main(void) {
   test_cosine_ce(100, 64, 100, 64, 2, 1.0f);
   test_cosine_ce(100, 64, 1000, 64, 3, 100.0f);
   test_cosine_ce(5, 8, 3, 8, 0, 1.0f);
-  test_softmax_ce(200, 37, 1);
-  test_softmax_ce(5, 3000, 1);
-  test_softmax_ce(64, 10, 0);
+  test_softmax_ce(200, 37, 1, 3.0, 0);
+  test_softmax_ce(5, 3000, 1, 3.0, 0);
+  test_softmax_ce(64, 10, 0, 3.0, 0);
+  test_softmax_ce(100, 700, 1, 300.0, 0);
+  test_softmax_ce(300, 50, 1, 2.0, 1);
   test_pool(4, 50, 768);
   test_pool(3, 7, 5);
   test_ctc(6, 60, 12, 10, 1);
