@@ -10,7 +10,7 @@
 #include "train/trainer.h"
 
 int cmd_train(const hb_command *cmd, int argc, char **argv) {
-  const char *resume = "auto", *init = NULL;
+  const char *resume = "auto", *init = NULL, *device = NULL;
   int threads = 0;
   hb_opt opts[] = {
       {"resume", 'r', HB_OPT_STR, "auto|PATH|none",
@@ -19,6 +19,7 @@ int cmd_train(const hb_command *cmd, int argc, char **argv) {
        &resume, 0},
       {"init", 0, HB_OPT_STR, "MODEL_DIR", "start a fresh run from this model folder instead of a random init", &init, 0},
       {"threads", 't', HB_OPT_INT, "N", "CPU threads (default: OMP_NUM_THREADS or all cores)", &threads, 0},
+      {"device", 0, HB_OPT_STR, "cpu|cuda", "where the model trains (overrides common.device; default cpu)", &device, 0},
       {0}};
   int npos = 0;
   char **pos = NULL;
@@ -28,6 +29,10 @@ int cmd_train(const hb_command *cmd, int argc, char **argv) {
   if (threads < 0) return hb_fail("hubert train: --threads must be >= 0");
   hb_train_config c;
   if (train_config_load(&c, pos[0], npos - 1, pos + 1)) return -1;
+  if (device) {
+    if (strcmp(device, "cpu") && strcmp(device, "cuda")) return hb_fail("hubert train: --device must be cpu or cuda (got '%s')", device);
+    c.common.device = !strcmp(device, "cuda");
+  }
   int rank, world, local;
   char launcher[16];
   comm_env(&rank, &world, &local, launcher);

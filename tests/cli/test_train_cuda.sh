@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ctest-labels: cuda
-# hubert train on the GPU (common.device: cuda): 20 updates of a tiny HuBERT (topic head on) on
+# hubert train on the GPU (--device cuda; the resume uses the key common.device=cuda): 20 updates of a tiny HuBERT (topic head on) on
 # synthetic tone-segment shards (tests/cli/train_fixture.py). Checks: the run finishes, no update
 # is skipped, the train loss falls (mean of updates 16-20 < mean of updates 1-5 by > 5%), the
 # first update's loss equals the CPU run's (same seed, batch, masks and init; rel. < 1e-4, the
@@ -34,7 +34,7 @@ lr_scheduler: {warmup_updates: 3, total_num_update: 20}
 model: {preset: tiny, label_rate: 50, mask_prob: 0.3, mask_length: 2, encoder_layerdrop: 0.0}
 topic: {name: tp, weight: 1.0}
 YAML
-if ! "$BIN" train t.yaml common.device=cuda >out.txt 2>err.txt; then
+if ! "$BIN" train t.yaml --device cuda >out.txt 2>err.txt; then
   if grep -qE "no CUDA device|not built in" err.txt; then echo "SKIP: $(tail -1 err.txt)"; exit 77; fi
   echo "FAIL: train --device cuda: $(tail -c 800 err.txt)"; exit 1
 fi
