@@ -92,7 +92,7 @@ echo "== ctest -L cuda"
 rc=$?
 grep -E "Test +#|FAIL|SKIP|rel.err [0-9.e+-]+ \(tol [0-9e.+-]+\)  <--|step CPU|train loss|update 1 loss|all [0-9]+ checks" "$LOG/ctest_cuda.txt" | head -60
 row "ctest -L cuda" "$([ "$rc" = 0 ] && echo ok || echo "FAILED (rc $rc)") ($(grep -c 'Test *#.*Passed' "$LOG/ctest_cuda.txt") passed, $(grep -c 'Skipped\|Not Run' "$LOG/ctest_cuda.txt") skipped)"
-for t in test_ops_cuda test_heads_cuda test_train_cuda cli_test_train_cuda; do
+for t in test_ops_cuda test_ops_backward_cuda test_heads_cuda test_train_cuda cli_test_train_cuda; do
   st=$(grep -E "Test +#[0-9]+: $t " "$LOG/ctest_cuda.txt" | grep -oE "Passed|Failed|Skipped|Not Run|Timeout" | head -1)
   row "  $t" "${st:-not run}"
 done
