@@ -6,7 +6,7 @@
 #include "kernels/cuda/cuda_heads.h"
 
 #define OT 256          // threads per block
-#define SS_MAX_BLOCKS 64  // partial sums per span at most
+#define SS_MAX_BLOCKS 256  // partial sums per span at most (2 per SM on an H100)
 
 static __device__ double warp_block_sum(double v, double *sh) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
