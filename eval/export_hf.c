@@ -198,8 +198,9 @@ int export_hf(const char *model_dir, const char *out_dir, const hb_export_opts *
   snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
   const char *mk[] = {"format", "producer"};
   const char *mv[] = {"pt", "hubert.c " HUBERT_VERSION " export-hf"};
-  if (st_write(path, n, e, o->bf16 ? HB_DT_BF16 : HB_DT_F32, 2, mk, mv)) goto done;
+  // vocab.json first: a vocabulary that does not match the head fails before any tensor is written.
   if (ctc && write_vocab(model_dir, out_dir, c->ctc_vocab, &st->vocab_from_model)) goto done;
+  if (st_write(path, n, e, o->bf16 ? HB_DT_BF16 : HB_DT_F32, 2, mk, mv)) goto done;
   snprintf(path, sizeof path, "%s/config.json", out_dir);  // last: a folder with config.json is complete
   if (write_config(path, c, o, ctc)) goto done;
   st->ctc = ctc;

@@ -282,6 +282,18 @@ def main():
             worst_c = max(worst_c, tl.rel_err(ref, logits[0].numpy()))
         check(worst_c < TOL, f"torchaudio aux head (lm_head) logits vs lm_head(hubert extract): max rel err {worst_c:.3e}")
 
+        # bad input: a vocab.json that does not match the head, the model folder as --out, bad dtype
+        with open("mctc/vocab.json", "w") as f:
+            json.dump({"<pad>": 0, "<unk>": 1, "a": 2}, f)
+        for what, args, needle in [
+            ("mismatched vocab.json", ["export-hf", "--model", "mctc", "--out", "bad1"], "expected an object of 7 symbols"),
+            ("--out is the model folder", ["export-hf", "--model", "mctc", "--out", "mctc"], "is the model folder itself"),
+            ("--dtype f16", ["export-hf", "--model", "mctc", "--out", "bad2", "--dtype", "f16"], "expected f32 or bf16"),
+        ]:
+            p = tl.run(args, expect_ok=False)
+            check(p.returncode != 0 and needle in p.stderr and not os.path.exists("bad1/model.safetensors"),
+                  f"{what} -> exit {p.returncode}: {p.stderr.strip()[:200]}")
+
         # 6. transformers
         hpy, why = transformers_python(build_dir)
         if hpy is None:
