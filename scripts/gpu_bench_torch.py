@@ -42,22 +42,64 @@ def hubert_loss(logit_m, logit_u, pen, feature_weight=10.0):
     return torch.nn.functional.cross_entropy(logit_m.float(), tgt, reduction="sum") + pen * feature_weight * logit_m.shape[0]
 
 
+class HFPretrain(torch.nn.Module):
+    """Fallback when torchaudio has no hubert_pretrain_base: transformers' HubertModel (Base) with a
+    random ~65% frame mask, final_proj 768 -> 256, cosine logits against K label embeddings / 0.1
+    over the masked frames, and the feature penalty; the same work as hubert_pretrain_base."""
+
+    def __init__(self, classes):
+        super().__init__()
+        import transformers
+        self.h = transformers.HubertModel(transformers.HubertConfig(mask_time_prob=0.0, layerdrop=0.05))
+        self.proj = torch.nn.Linear(768, 256)
+        self.emb = torch.nn.Parameter(torch.randn(classes, 256))
+
+    def frames(self, wave):
+        return int(self.h.feature_extractor(wave[:1]).shape[-1])
+
+    def forward(self, wave, labels, lens):
+        feats = self.h.feature_extractor(wave)  # (B, C, T)
+        pen = feats.float().pow(2).mean()
+        B, _, T = feats.shape
+        mask = torch.rand(B, T, device=wave.device) < 0.65
+        hid = self.h(wave, mask_time_indices=mask).last_hidden_state
+        x = self.proj(hid[mask])
+        logits = torch.nn.functional.cosine_similarity(x.float().unsqueeze(1), self.emb.float().unsqueeze(0), dim=-1) / 0.1
+        # hubert_loss expects the target in column 0: put the true class's logit first
+        t = labels[mask]
+        pos = logits.gather(1, t[:, None])
+        return torch.cat([pos, logits], 1), None, pen
+
+
+def build_pretrain(classes):
+    try:
+        import torchaudio
+        m = torchaudio.models.hubert_pretrain_base(num_classes=classes)
+        m.logit_generator.skip_nomask = True  # unmasked frames carry weight 0: not computed (as ours)
+        frames = lambda w: int(m.wav2vec2.feature_extractor(w[:1], None)[0].shape[1])
+        return m, "torchaudio %s hubert_pretrain_base(num_classes=%d)" % (torchaudio.__version__, classes), frames
+    except Exception as e:
+        print("torchaudio hubert_pretrain_base unavailable (%s); using transformers HubertModel + heads" % e,
+              file=sys.stderr)
+    import transformers
+    m = HFPretrain(classes)
+    return m, "transformers %s HubertModel(Base) + cosine heads (K=%d)" % (transformers.__version__, classes), m.frames
+
+
 def bench_train(a):
-    import torchaudio
     torch.manual_seed(0)
-    model = torchaudio.models.hubert_pretrain_base(num_classes=a.classes).cuda().train()
-    model.logit_generator.skip_nomask = True  # unmasked frames carry weight 0: not computed (as ours)
+    model, name, frames = build_pretrain(a.classes)
+    model = model.cuda().train()
     L = int(a.seconds * 16000)
     wave = 0.1 * torch.randn(a.batch_size, L, device="cuda")
     lens = torch.full((a.batch_size,), L, device="cuda")
     with torch.no_grad():
-        T = int(model.wav2vec2.feature_extractor(wave[:1], None)[0].shape[1])
+        T = frames(wave)
     labels = torch.randint(0, a.classes, (a.batch_size, T), device="cuda")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01, fused=True)
     audio_s = a.batch_size * a.seconds
-    print("torch %s, torchaudio %s hubert_pretrain_base(num_classes=%d), %s, batch %d x %.2f s = %.1f s (%d samples)"
-          % (torch.__version__, torchaudio.__version__, a.classes, torch.cuda.get_device_name(), a.batch_size, a.seconds,
-             audio_s, a.batch_size * L))
+    print("torch %s, %s, %s, batch %d x %.2f s = %.1f s (%d samples)"
+          % (torch.__version__, name, torch.cuda.get_device_name(), a.batch_size, a.seconds, audio_s, a.batch_size * L))
     for prec in a.precisions.split(","):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
