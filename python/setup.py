@@ -1,6 +1,6 @@
 """Pure-Python package; the only build step records where libhubert.so was found, so an installed
-package finds it without HUBERT_LIB: $HUBERT_LIB at install time, else the newest
-../build*/libhubert.so next to this folder (a source checkout built with CMake)."""
+package finds it without HUBERT_LIB: $HUBERT_LIB at install time, else ../build/libhubert.so, else
+the newest ../build*/libhubert.so next to this folder (a source checkout built with CMake)."""
 import glob
 import os
 
@@ -14,8 +14,10 @@ def find_lib():
     env = os.environ.get("HUBERT_LIB")
     if env and os.path.isfile(env):
         return os.path.abspath(env)
-    cands = glob.glob(os.path.join(HERE, "..", "build*", "libhubert.so"))
-    cands = [c for c in cands if os.path.isfile(c)]
+    default = os.path.join(HERE, "..", "build", "libhubert.so")  # the README's build folder first
+    if os.path.isfile(default):
+        return os.path.abspath(default)
+    cands = [c for c in glob.glob(os.path.join(HERE, "..", "build*", "libhubert.so")) if os.path.isfile(c)]
     return os.path.abspath(max(cands, key=os.path.getmtime)) if cands else ""
 
 

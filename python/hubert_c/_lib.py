@@ -20,7 +20,9 @@ def _candidates():
         pass
     here = os.path.dirname(os.path.abspath(__file__))
     import glob
-    for p in sorted(glob.glob(os.path.join(here, "..", "..", "build*", "libhubert.so")), key=os.path.getmtime, reverse=True):
+    default = os.path.join(here, "..", "..", "build", "libhubert.so")
+    rest = sorted(glob.glob(os.path.join(here, "..", "..", "build*", "libhubert.so")), key=os.path.getmtime, reverse=True)
+    for p in ([default] if os.path.isfile(default) else []) + rest:
         yield p, "the source checkout"
     found = ctypes.util.find_library("hubert")
     yield found or "libhubert.so", "the system search path"
