@@ -10,7 +10,7 @@ PKGS=(
   libopenblas-openmp-dev libopenblas0-openmp
   openmpi-bin libopenmpi-dev
   python3 python3-numpy python3-torch python3-torchaudio python3-h5py python3-sklearn
-  python3-matplotlib python3-yaml
+  python3-matplotlib python3-yaml python3-venv python3-pip python3-setuptools
   espeak-ng libespeak-ng1 libespeak-ng-dev flite sox libsox-fmt-all
 )
 
