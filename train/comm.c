@@ -85,7 +85,7 @@ int comm_init(hb_comm *c, const hb_comm_opts *o) {
   if (!strcmp(be, "auto")) be = c->world == 1 ? "single" : o->device_buffers ? "nccl" : "mpi";
   if (!strcmp(be, "single")) {
     if (c->world > 1)
-      return hb_fail("comm: the %s environment says world size %d, but the single-process backend was asked for",
+      return hb_fail("comm: the launcher variables (%s) say world size %d, but the single-process backend was asked for",
                      c->launcher, c->world);
     c->kind = HB_COMM_SINGLE;
     c->ops = &single_ops;
