@@ -3,7 +3,8 @@
 # Data-parallel training under mpirun (docs/distributed.md) on tiny synthetic shards:
 #   1. mpirun -np 2 (update_freq 3) and -np 3 (update_freq 2) end with the same parameters and
 #      per-update losses as one process with update_freq 6 (same global batch; rel. err < 1e-5);
-#   2. ZeRO-1 (np 2 and 3) equals plain data parallel, including the gathered optimizer moments;
+#   2. ZeRO-1 (np 2 and 3) equals plain data parallel, including the gathered optimizer moments,
+#      and a ZeRO np 2 checkpoint resumed by 3 plain ranks continues as one process would;
 #   3. a rank killed (SIGKILL) or hung (SIGSTOP) mid-run: the job exits non-zero within the
 #      timeout with a message naming rank 1, and the last checkpoint resumes in one process.
 # Skips (77) without mpirun or without MPI in the build.
@@ -41,7 +42,7 @@ checkpoint: {save_dir: run, save_interval_updates: 2, keep_interval_updates: 1}
 task: {data: shards, labels: [km], label_rate: 50, max_sample_size: 24000, min_sample_size: 8000}
 dataset: {max_tokens: 24000, num_workers: 1, valid_subset: valid, validate_interval_updates: 2}
 optimization: {max_update: 5, lr: [0.002], clip_norm: 1.0, update_freq: [6]}
-lr_scheduler: {warmup_updates: 2}
+lr_scheduler: {warmup_updates: 2, total_num_update: 5}
 model: {preset: tiny, label_rate: 50, mask_prob: 0.65, mask_length: 5, encoder_layerdrop: 0.1}
 topic: {name: tp, weight: 1.0}
 YAML
@@ -104,6 +105,13 @@ compare dp2 single && ok "np 2 == one process, update_freq 6" || bad "np 2 diffe
 compare dp3 single && ok "np 3 == one process, update_freq 6" || bad "np 3 differs from one process"
 compare zero2 dp2 moments && ok "ZeRO-1 np 2 == plain DP (parameters and gathered moments)" || bad "ZeRO-1 np 2 differs"
 compare zero3 dp3 moments && ok "ZeRO-1 np 3 == plain DP (parameters and gathered moments)" || bad "ZeRO-1 np 3 differs"
+
+# 2b. Checkpoints do not depend on the world size or on ZeRO: 2 ZeRO ranks to update 2, then
+# 3 plain ranks resume to update 5 == one process all the way (parameters, moments, losses).
+run part 2 3 distributed_training.zero=1 optimization.max_update=2 && run part 3 2 &&
+  if grep -q "resuming from part/checkpoint_last at update 2" part.out && compare part single moments; then
+    ok "ZeRO np 2 -> checkpoint -> plain np 3 == one process"
+  else bad "resume across world sizes differs: $(grep resuming part.out)"; fi
 
 # 3. A rank lost mid-run: SIGKILL (mpirun notices) and SIGSTOP (our deadline notices).
 TIMEOUT=4
