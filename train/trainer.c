@@ -223,6 +223,7 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
   for (int k = 0; k < t->cfg.optimization.update_freq; k++) {
     const hb_batch *b;
     HB_TRY(loader_next_batch(t->train, &b));
+    if (b->is_pad) continue;   // a repeat that only evens out the ranks (fairseq's dummy batch): no loss
     micro_result r;
     // Rank R's local batch k of this update is global micro-batch k W + R of one process with
     // update_freq x W (the loader deals global batches round-robin): the same batch, the same seeds.
