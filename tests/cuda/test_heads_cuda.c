@@ -99,6 +99,14 @@ static void test_cosine_ce(int N, int D, int K, int ldp, int mode, float scale_p
   ct_check(name, d_dp, want_dp ? dp : dp_gpu_init, (size_t)N * ldp, TOL_CUDA_F32);
   snprintf(name, sizeof name, "cosine_ce K%d D%d de +=%s", K, D, want_de ? "" : " (not asked: untouched)");
   ct_check(name, d_de, de, (size_t)K * D, TOL_CUDA_F32);
+  if (mode == 0) {  // a target outside [0, K) is an error naming it (device-side check)
+    tg[N / 2] = -1;
+    CHECK_OK(ct_gpu.be->upload(&ct_gpu, d_t, tg, sizeof(int) * N));
+    d_loss = ct_dev(NULL, N);
+    CHECK_ERR(ct_gpu.be->cosine_ce(&ct_gpu, d_loss, NULL, NULL, NULL, NULL, d_p, ldp, d_e, d_t, NULL, N, D, K, it),
+              "target -1 of row");
+    ct_free(d_loss);
+  }
   ct_free(d_p), ct_free(d_e), ct_free(d_w), ct_free(d_t), ct_free(d_corr);
   free(p), free(e), free(w), free(tg), free(loss), free(logits), free(dp), free(de), free(corr), free(dp_gpu_init);
 }
