@@ -38,6 +38,7 @@ typedef struct {
   double *dscratch;          // (dcap) device buffer of the double reductions
   size_t dcap;
   int mpi_inited_here;
+  int mpi_spans;             // 1: MPI spans the same ranks (the id came through MPI)
 } nccl_impl;
 
 #define CHECK_NCCL(call)                                                                            \
@@ -66,6 +67,44 @@ static void nap(long ns) {
   nanosleep(&ts, NULL);
 }
 
+// After a timeout, with MPI alongside: tell every peer, listen for their notices for min(timeout,
+// 3 s); the ranks that stay silent are the lost or hung ones (the healthy ones are all waiting
+// too). Writes their list to out ("" when all answered or MPI is not there).
+static void silent_ranks(hb_comm *c, char *out, size_t cap) {
+  out[0] = 0;
+#ifdef HUBERT_HAVE_MPI
+  nccl_impl *m = c->impl;
+  if (!m->mpi_spans) return;
+  enum { TAG_NOTICE = 7102 };
+  const int W = c->world;
+  long mine = 1, *in = calloc((size_t)W, sizeof *in);
+  MPI_Request *q = malloc(sizeof *q * 2 * (size_t)W);
+  if (!in || !q) { free(in); free(q); return; }
+  for (int p = 0; p < 2 * W; p++) q[p] = MPI_REQUEST_NULL;
+  for (int p = 0; p < W; p++) {
+    if (p == c->rank) continue;
+    MPI_Irecv(&in[p], 1, MPI_LONG, p, TAG_NOTICE, MPI_COMM_WORLD, &q[p]);
+    MPI_Isend(&mine, 1, MPI_LONG, p, TAG_NOTICE, MPI_COMM_WORLD, &q[W + p]);
+  }
+  const double until = now_s() + (c->timeout_s < 3 ? c->timeout_s : 3);
+  int all = 0;
+  while (!all && now_s() < until) {
+    MPI_Testall(W, q, &all, MPI_STATUSES_IGNORE);
+    nap(1000000);
+  }
+  size_t k = 0;
+  for (int p = 0; p < W; p++) {
+    int f = 1;
+    if (p != c->rank && q[p] != MPI_REQUEST_NULL) MPI_Test(&q[p], &f, MPI_STATUS_IGNORE);
+    if (!f && k + 16 < cap) k += (size_t)snprintf(out + k, cap - k, "%s%d", k ? ", " : "", p);
+  }
+  free(in);
+  free(q);   // the process aborts next; outstanding requests are not reclaimed
+#else
+  (void)c; (void)cap;
+#endif
+}
+
 // Waits for the stream; aborts the communicator on timeout or an asynchronous NCCL error.
 static int wait_stream(hb_comm *c) {
   nccl_impl *m = c->impl;
@@ -86,6 +125,12 @@ static int wait_stream(hb_comm *c) {
     if (now_s() > deadline) {
       ncclCommAbort(m->comm);
       m->have_comm = 0;
+      char late[512];
+      silent_ranks(c, late, sizeof late);
+      if (late[0])
+        return hb_fail("NCCL: %s timed out after %.3g s (distributed_training.timeout) on rank %d of %d: lost or hung "
+                       "rank(s) %s (no answer through MPI either); stopping the job", c->what, c->timeout_s, c->rank,
+                       c->world, late);
       return hb_fail("NCCL: %s did not complete within %.3g s (distributed_training.timeout) on rank %d of %d: a rank "
                      "is lost or hung (the first rank that reports no error is the late one); stopping the job",
                      c->what, c->timeout_s, c->rank, c->world);
@@ -197,6 +242,7 @@ static int id_by_mpi(hb_comm *c, nccl_impl *m, ncclUniqueId *id) {
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   if (world != c->world || rank != c->rank) return 0;   // e.g. srun without --mpi: a singleton
+  m->mpi_spans = 1;
   if (MPI_Bcast(id, (int)sizeof *id, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
     return hb_fail("NCCL: MPI_Bcast of the unique id failed"), -1;
   return 1;
