@@ -6,14 +6,16 @@
 # PyTorch's HuBERT Base (fp32 and bf16 autocast), and the Base training-step benchmark
 # (`hubert bench train --device cuda --adamw`, fp32, 87.5 s = 1.4M samples) against torchaudio's
 # hubert_pretrain_base (bf16 autocast and fp32) in the same run: ms/step, audio-s/s, MFU, peak
-# memory. Prints a short table last; logs go to $OUT (or build-gpu/gpu_check/).
-# SKIP_FORWARD_BENCH=1 / SKIP_TRAIN_BENCH=1 / SKIP_MEMCHECK=1 leave those parts out.
+# memory. Prints a short table last; logs go to build-gpu/gpu_check/, and with $OUT set (device
+# tool) $OUT/summary.txt + $OUT/gpu_check_logs.tar.gz come back.
+# SKIP_FORWARD_BENCH=1 / SKIP_TRAIN_BENCH=1 / SKIP_MEMCHECK=1 leave those parts out (for a rerun
+# inside the device budget: the order is build, tests, memcheck, forward bench, train bench).
 #
 # Dependencies: the GPU image has nvcc, cmake, gcc and PyTorch but maybe not our Debian libraries
 # and no package registry. Order of attempts: system libraries (pkg-config finds them) ->
 # apt-get install (if it works there) -> .debs/ unpacked into a private prefix (prepare it here
 # with scripts/gpu_debs.sh and pass carry=[".debs"]). HUBERT_USE_DEBS=1 forces the .debs/ path.
-# Usage (device tool): run(command="bash scripts/gpu_check.sh", carry=[".debs"], timeout_s=540)
+# Usage (device tool): run(command="bash scripts/gpu_check.sh", carry=[".debs"], timeout_s=580)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SRC=$(pwd)
