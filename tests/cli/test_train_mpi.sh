@@ -114,7 +114,7 @@ run part 2 3 distributed_training.zero=1 optimization.max_update=2 && run part 3
   else bad "resume across world sizes differs: $(grep resuming part.out)"; fi
 
 # 3. A rank lost mid-run: SIGKILL (mpirun notices) and SIGSTOP (our deadline notices).
-TIMEOUT=4
+TIMEOUT=8   # above any legitimate lag (rank 0 fsyncing a checkpoint on a busy disk)
 lose() {  # lose SIGNAL NP
   local sig=$1 np=$2 dir=lost_$1 victim=""
   rm -rf $dir
