@@ -6,7 +6,10 @@
 //   1. MPI, when launched by mpirun or srun --mpi (and this build has MPI): MPI_Bcast;
 //   2. a file: HUBERT_NCCL_ID_FILE=/shared/path (rank 0 writes it atomically, the others poll);
 //   3. TCP: rank 0 listens on MASTER_ADDR:MASTER_PORT and sends the id to each rank that connects.
-// The device is local_rank % cudaGetDeviceCount() unless CUDA_VISIBLE_DEVICES gives one per rank.
+// Device: one GPU per rank. Before the CUDA runtime starts, CUDA_VISIBLE_DEVICES is narrowed to
+// this rank's GPU — entry local_rank (mod the list) of the variable when the launcher set one,
+// else GPU local_rank — so NCCL and the ops backend (which uses device 0 of what it sees) agree.
+// HUBERT_KEEP_VISIBLE_DEVICES=1 keeps the variable as it is (then GPU local_rank % count).
 #include "train/comm.h"
 
 #ifdef HUBERT_HAVE_NCCL
@@ -327,7 +330,30 @@ done:
   return rc;
 }
 
+// Must run before the first CUDA runtime call of the process (comm_init comes first in the trainer).
+static void pin_device(const hb_comm *c) {
+  const char *keep = getenv("HUBERT_KEEP_VISIBLE_DEVICES");
+  if (c->world < 2 || (keep && *keep && strcmp(keep, "0"))) return;
+  const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+  char pick[64];
+  if (vis && *vis) {
+    int n = 1;
+    for (const char *p = vis; *p; p++) n += *p == ',';
+    int want = c->local_rank % n;
+    const char *p = vis;
+    for (int i = 0; i < want; i++) p = strchr(p, ',') + 1;
+    size_t len = strcspn(p, ",");
+    if (len == 0 || len >= sizeof pick) return;
+    memcpy(pick, p, len);
+    pick[len] = 0;
+  } else {
+    snprintf(pick, sizeof pick, "%d", c->local_rank);
+  }
+  setenv("CUDA_VISIBLE_DEVICES", pick, 1);
+}
+
 int comm_nccl_init(hb_comm *c, const hb_comm_opts *o) {
+  pin_device(c);
   nccl_impl *m = hb_calloc(1, sizeof *m);
   if (!m) return -1;
   c->impl = m;
@@ -335,7 +361,9 @@ int comm_nccl_init(hb_comm *c, const hb_comm_opts *o) {
   c->kind = HB_COMM_NCCL;
   int ndev = 0;
   CHECK_CUDA(cudaGetDeviceCount(&ndev));
-  if (ndev < 1) return hb_fail("NCCL: no CUDA device visible on rank %d", c->rank);
+  if (ndev < 1)
+    return hb_fail("NCCL: no CUDA device visible on rank %d (local rank %d, CUDA_VISIBLE_DEVICES=%s): start one rank "
+                   "per GPU", c->rank, c->local_rank, getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "");
   CHECK_CUDA(cudaSetDevice(c->local_rank % ndev));
   m->stream = (cudaStream_t)o->stream;
   ncclUniqueId id;
