@@ -80,8 +80,9 @@ void optim_free(hb_adamw *o) {
 }
 
 int optim_use_backend(hb_adamw *o, hb_ctx *ctx) {
-  if (!ctx || ctx->be == &hb_backend_cpu || o->ctx == ctx) return 0;
+  if (o->ctx == ctx) return 0;
   if (o->ctx) return hb_fail("optimizer: the state already lives on backend '%s'", o->ctx->be->name);
+  if (!ctx || ctx->be == &hb_backend_cpu) return 0;
   if (!ctx->be->sum_squares || !ctx->be->adamw)
     return hb_fail("optimizer: backend '%s' has no sum_squares/adamw ops (kernels/ops.h)", ctx->be->name);
   const size_t bytes = sizeof(float) * (o->total ? o->total : 1);
