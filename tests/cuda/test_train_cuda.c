@@ -6,7 +6,8 @@
 // the masked-frame count and the accuracy counts (+-1 for near-ties), the flat gradient (rel. L2
 // < TOL_F32_MODEL) and each tensor's gradient (rel. < 1e-3: small tensors such as biases and the
 // mask embedding sum few terms with cancellation), the global grad norm, and the parameters after
-// the update (< TOL_F32_MODEL). Skips (77) without a GPU. Seed: fresh, HUBERT_TEST_SEED fixes it.
+// the update (< TOL_F32_MODEL); and two CUDA runs of the same step give the same gradient bit for
+// bit (no atomics anywhere: a race or an unordered reduction shows here). Skips (77) without a GPU. Seed: fresh, HUBERT_TEST_SEED fixes it.
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -89,6 +90,9 @@ static void run_step(const char *label, hb_config *c, int B, long L, int train, 
   const double t_cpu = now_s() - t0;
   // warm-up launch (workspace growth, cuBLAS init) on a copy of the gradient, then the timed step
   CHECK_OK(pretrain_step(&mg, &wg, dwave, lens, B, L, labels, NULL, mask, topics, &o, dg, &sg));
+  float *gw = malloc(sizeof(float) * total);  // the warm-up's gradient: the timed step must repeat it bit for bit
+  CHECK_OK(ct_gpu.be->download(&ct_gpu, gw, dg, sizeof(float) * total));
+  const double loss_warm = sg.loss;
   CHECK_OK(ct_gpu.be->zero(&ct_gpu, dg, sizeof(float) * total));
   CHECK_OK(ct_gpu.be->sync(&ct_gpu));
   t0 = now_s();
@@ -113,8 +117,14 @@ static void run_step(const char *label, hb_config *c, int B, long L, int train, 
     snprintf(name, sizeof name, "%s correct_m[%d]", label, s);
     check_count(name, sg.pred.correct_m[s], sc.pred.correct_m[s], 1 + sc.pred.count_m / 1000);
   }
-  // gradients: whole buffer, each tensor, the global norm
+  // gradients: run-to-run reproducibility, whole buffer, each tensor, the global norm
   if (!ct_get("gradient", gh, dg, sizeof(float) * total)) {
+    size_t ndiff = 0;
+    for (size_t j = 0; j < total; j++) ndiff += memcmp(gh + j, gw + j, sizeof(float)) != 0;
+    g_test_checks++;
+    printf("  %-40s %zu of %zu gradient floats differ between two CUDA runs, loss %s%s\n", label, ndiff, total,
+           sg.loss == loss_warm ? "equal" : "differs", ndiff || sg.loss != loss_warm ? "  <-- FAIL" : "");
+    if (ndiff || sg.loss != loss_warm) g_test_failures++;
     snprintf(name, sizeof name, "%s gradient (flat)", label);
     CHECK_REL(name, rel_err_f32(gh, gc, total), TOL_F32_MODEL);
     double worst = 0;
@@ -156,7 +166,7 @@ static void run_step(const char *label, hb_config *c, int B, long L, int train, 
   free(ph);
   optim_free(&oc), optim_free(&og);
   ct_free(dwave), ct_free(dg);
-  free(gc), free(gh), free(wave), free(lab), free(mask), free(lens), free(flen), free(topics);
+  free(gc), free(gh), free(gw), free(wave), free(lab), free(mask), free(lens), free(flen), free(topics);
   pretrain_ws_free(&wc, &mc), pretrain_ws_free(&wg, &mg);
   model_free(&mc), model_free(&mg);
 }
