@@ -7,7 +7,8 @@
 // < TOL_F32_MODEL) and each tensor's gradient (rel. < 1e-3: small tensors such as biases and the
 // mask embedding sum few terms with cancellation), the global grad norm, and the parameters after
 // the update (< TOL_F32_MODEL); and two CUDA runs of the same step give the same gradient bit for
-// bit (no atomics anywhere: a race or an unordered reduction shows here). Skips (77) without a GPU. Seed: fresh, HUBERT_TEST_SEED fixes it.
+// bit (no atomics anywhere: a race or an unordered reduction shows here). Skips (77) without a
+// GPU. Seed: fresh, HUBERT_TEST_SEED fixes it.
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
