@@ -19,8 +19,6 @@
 #include "tests/cuda/cuda_test_util.h"
 #include "train/optim.h"
 
-#define TOL_TENSOR 1e-3
-
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -137,13 +135,13 @@ static void run_step(const char *label, hb_config *c, int B, long L, int train, 
       for (size_t j = 0; j < pi->numel; j++) nrm += (double)gc[pi->offset + j] * gc[pi->offset + j];
       if (nrm == 0 && e <= 1.0) continue;  // a tensor without gradient (e.g. an unused head): both 0
       if (e > worst) worst = e, wi = i;
-      if (!(e <= TOL_TENSOR)) {
+      if (!(e <= TOL_CUDA_GRAD_TENSOR)) {
         bad++;
         fprintf(stderr, "  %s: gradient of %s rel.err %.3e\n", label, pi->name, e);
       }
     }
     snprintf(name, sizeof name, "%s worst tensor %.22s", label, mc.layout.info[wi].name);
-    CHECK_REL(name, worst, TOL_TENSOR);
+    CHECK_REL(name, worst, TOL_CUDA_GRAD_TENSOR);
     CHECK(bad == 0);
   }
   // one AdamW update on each side (moments on the device for CUDA)
