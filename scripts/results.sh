@@ -31,6 +31,7 @@ SPLITS="train valid test"
 csv() { local p=$1 s out=""; for s in $SPLITS; do out="$out${out:+,}$p$s.h5"; done; echo "$out"; }
 
 if [ ! -f "$MODEL/config.json" ]; then
+  ls "$DIR"/shards/train*.h5 >/dev/null 2>&1 || { echo "no model at $MODEL and no shards in $DIR/shards to train one: run scripts/demo.sh"; exit 1; }
   step "no trained model at $MODEL: hubert train configs/demo.yaml (as scripts/demo.sh)"
   $H train configs/demo.yaml task.data="$DIR/shards" checkpoint.save_dir="$DIR/run" --resume auto
 fi
