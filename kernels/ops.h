@@ -180,6 +180,13 @@ typedef struct hb_backend {
   // Log-space alpha/beta; scratch O(T * (2S + 1)) per utterance.
   int (*ctc_loss)(hb_ctx *ctx, float *loss, float *dz, const float *z, const int *targets, const int *in_len,
                   const int *tgt_len, const float *w, int B, int T, int V, int S, int blank);
+  // Span-mask application (HuBERT's masked_spec_embed): rows n of x (N, C) with mask[n] != 0
+  // become emb (C); other rows untouched. mask: HOST uint8 array (N), as models/hubert_mask.c
+  // draws it. Backward, in place on dx (N, C): demb (C) += sum over the masked rows of dx (summed
+  // per column in double, in a fixed order: deterministic), then the masked rows of dx are zeroed
+  // (no gradient reaches what was overwritten). demb may be NULL.
+  int (*mask_rows)(hb_ctx *ctx, float *x, const uint8_t *mask, const float *emb, int N, int C);
+  int (*mask_rows_backward)(hb_ctx *ctx, float *dx, float *demb, const uint8_t *mask, int N, int C);
 
   // ---- dropout (models/hubert_train.c) ---------------------------------------------------------
   // y = x * keep / (1 - p), keep[i] = (Philox4x32(seed, counter i / 4)[i % 4] >= p * 2^32): the

@@ -54,6 +54,9 @@ int cpu_seq_mean_pool(hb_ctx *ctx, float *y, const float *x, const int *len, int
 int cpu_seq_mean_pool_backward(hb_ctx *ctx, float *dx, const float *dy, const int *len, int B, int T, int C);
 int cpu_ctc_loss(hb_ctx *ctx, float *loss, float *dz, const float *z, const int *targets, const int *in_len,
                  const int *tgt_len, const float *w, int B, int T, int V, int S, int blank);
+// Span-mask application and its backward (kernels/cpu/cpu_mask_rows.c).
+int cpu_mask_rows(hb_ctx *ctx, float *x, const uint8_t *mask, const float *emb, int N, int C);
+int cpu_mask_rows_backward(hb_ctx *ctx, float *dx, float *demb, const uint8_t *mask, int N, int C);
 
 // Dropout with a Philox counter mask (kernels/cpu/cpu_dropout.c).
 int cpu_dropout(hb_ctx *ctx, float *y, const float *x, size_t n, float p, uint64_t seed);

@@ -148,6 +148,8 @@ static hb_backend cuda_make_table(void) {
   b.seq_mean_pool = cuda_seq_mean_pool;
   b.seq_mean_pool_backward = cuda_seq_mean_pool_backward;
   b.ctc_loss = cuda_ctc_loss;
+  b.mask_rows = cuda_mask_rows;
+  b.mask_rows_backward = cuda_mask_rows_backward;
   b.dropout = cuda_dropout;
   b.sum_squares = cuda_sum_squares;
   b.adamw = cuda_adamw;

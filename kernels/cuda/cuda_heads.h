@@ -15,6 +15,8 @@ int cuda_seq_mean_pool(hb_ctx *ctx, float *y, const float *x, const int *len, in
 int cuda_seq_mean_pool_backward(hb_ctx *ctx, float *dx, const float *dy, const int *len, int B, int T, int C);
 int cuda_ctc_loss(hb_ctx *ctx, float *loss, float *dz, const float *z, const int *targets, const int *in_len,
                   const int *tgt_len, const float *w, int B, int T, int V, int S, int blank);
+int cuda_mask_rows(hb_ctx *ctx, float *x, const uint8_t *mask, const float *emb, int N, int C);  // cuda_mask_rows.cu
+int cuda_mask_rows_backward(hb_ctx *ctx, float *dx, float *demb, const uint8_t *mask, int N, int C);
 int cuda_dropout(hb_ctx *ctx, float *y, const float *x, size_t n, float p, uint64_t seed);
 int cuda_sum_squares(hb_ctx *ctx, double *ss, const float *x, const hb_span *seg, int nseg);
 int cuda_adamw(hb_ctx *ctx, float *p, float *m, float *v, const float *g, const hb_span *seg, int nseg,
