@@ -80,6 +80,17 @@ typedef struct {
   // outputs of the last forward (views into the arena)
   float *features;        // (B, T, Cc) conv features before the projection's layer norm
   float *hidden[HB_MAX_LAYERS + 1];  // (B, T, H) each
+  // Gradient-ready hook (NULL: none; train_arena_init clears it): model_backward calls
+  // grad_ready(grad_ready_user, off, len) for ranges [off, off + len) of the flat gradient buffer
+  // that it will not write again, as soon as they are final. Order: each encoder layer's range
+  // after its backward (NL - 1 .. 0, LayerDrop-skipped layers too), then the global tensors
+  // (positional conv, encoder LN, projection, masked_spec_embed, and the heads, whose gradients the
+  // caller accumulated before model_backward), then each conv block (last .. first). The ranges
+  // are contiguous segments of the layout (alignment padding included) and cover
+  // [0, layout.total) exactly once per model_backward. On a GPU backend the range's kernels are
+  // enqueued, not finished, when the hook runs. A nonzero return aborts the backward (-1).
+  int (*grad_ready)(void *user, size_t off, size_t len);
+  void *grad_ready_user;
 } hb_train_arena;
 
 int train_arena_init(hb_train_arena *a, const hb_model *m, int max_B, long max_samples);
@@ -103,5 +114,9 @@ int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const
 // Parameter gradients are ACCUMULATED into grads (flat buffer, the model's layout).
 int model_backward(hb_model *m, hb_train_arena *a, float *const *d_hidden, const float *d_features,
                    float feature_grad_mult, float *grads);
+// Calls grad_ready for every range of the gradient-ready hook in model_backward's order without
+// computing anything (a data-parallel rank whose micro-batch is only padding must still start the
+// same buckets in the same order as its peers).
+int model_grad_ready_all(const hb_model *m, int (*grad_ready)(void *user, size_t off, size_t len), void *user);
 
 #endif
