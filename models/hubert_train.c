@@ -294,7 +294,8 @@ int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const
   a->has_mask = mask != NULL;
   if (mask) {
     memcpy(a->mask, mask, (size_t)N);
-    HB_TRY(be->mask_rows(ctx, a->x0, a->mask, m->p.mask_emb, N, H));
+    for (int i = 0; i < N; i++)
+      if (mask[i]) HB_TRY(be->copy(ctx, a->x0 + (size_t)i * H, m->p.mask_emb, sizeof(float) * H));
   }
   a->has_chan_mask = a->chan_next != NULL;
   if (a->has_chan_mask) {
@@ -510,7 +511,12 @@ int model_backward(hb_model *m, hb_train_arena *a, float *const *d_hidden, const
   // x0: zeroed channels get no gradient; masked frames are masked_spec_embed (their gradient goes
   // there, not to the projection), padded frames were zeroed, then dropout of the projection.
   if (a->has_chan_mask) HB_TRY(apply_channel_mask(ctx, a, g, B, T, H));
-  if (a->has_mask) HB_TRY(be->mask_rows_backward(ctx, g, gp.mask_emb, a->mask, N, H));
+  if (a->has_mask)
+    for (int i = 0; i < N; i++)
+      if (a->mask[i]) {
+        HB_TRY(be->axpy(ctx, gp.mask_emb, 1.0f, g + (size_t)i * H, (size_t)H));
+        HB_TRY(be->zero(ctx, g + (size_t)i * H, sizeof(float) * H));
+      }
   HB_TRY(be->mask_padding_backward(ctx, g, a->frames, B, T, H));
   HB_TRY(dropout_inplace(ctx, a, g, n, c->feat_proj_dropout, -1, SITE_PROJ));
   float *df = a->gconv[(c->num_conv - 1) & 1];  // (B, T, Cc) d features
