@@ -1,12 +1,10 @@
-// HuBERT forward pass (inference; the training forward/backward builds on the same blocks).
-#include <math.h>
-#include <stdlib.h>
+// HuBERT inference forward: the arena and a thin driver of the shared blocks
+// (models/hubert_blocks.c, also driven by the training forward in models/hubert_train.c).
 #include <string.h>
 
 #include "common/error.h"
 #include "models/hubert.h"
-
-#define CONV_LN_EPS 1e-5f  // the conv extractor's norms use PyTorch's default eps
+#include "models/hubert_blocks.h"
 
 int fwd_arena_init(hb_fwd_arena *a, const hb_model *m, int max_B, long max_samples) {
   const hb_config *c = &m->cfg;
@@ -51,66 +49,6 @@ void fwd_arena_free(hb_fwd_arena *a, const hb_model *m) {
   memset(a, 0, sizeof *a);
 }
 
-// Conv feature extractor: wave (B, L) -> (B, T, Cconv) in *out (one of the ping-pong buffers).
-static int extract_features(hb_model *m, hb_fwd_arena *a, const float *wave, int B, long L, float **out, int *Tout) {
-  const hb_config *c = &m->cfg;
-  const hb_backend *be = m->ctx->be;
-  const float *x = wave;
-  int T = (int)L, Cin = 1;
-  float *bufs[2] = {a->conv_a, a->conv_b};
-  for (int l = 0; l < c->num_conv; l++) {
-    const hb_conv_params *cp = &m->p.conv[l];
-    const int Co = c->conv_dim[l], K = c->conv_kernel[l], S = c->conv_stride[l];
-    const int To = (T - K) / S + 1;
-    float *y = bufs[l & 1];
-    HB_TRY(be->conv1d(m->ctx, y, x, cp->w, cp->b, B, T, Cin, Co, K, S, 0, 1));
-    if (c->feat_extract_norm_layer) HB_TRY(be->layer_norm(m->ctx, y, y, cp->norm_w, cp->norm_b, B * To, Co, CONV_LN_EPS));
-    else if (l == 0) HB_TRY(be->group_norm(m->ctx, y, y, cp->norm_w, cp->norm_b, B, To, Co, Co, CONV_LN_EPS));
-    HB_TRY(be->gelu(m->ctx, y, y, (size_t)B * To * Co));
-    x = y;
-    T = To;
-    Cin = Co;
-  }
-  *out = (float *)x;
-  *Tout = T;
-  return 0;
-}
-
-static int transformer_layer(hb_model *m, hb_fwd_arena *a, const hb_layer_params *lp, const int *frames, int B, int T) {
-  const hb_config *c = &m->cfg;
-  const hb_backend *be = m->ctx->be;
-  hb_ctx *ctx = m->ctx;
-  const int H = c->hidden_size, FF = c->intermediate_size, NH = c->num_attention_heads, Dh = H / NH;
-  const int N = B * T;
-  const float eps = (float)c->layer_norm_eps;
-  const size_t n = (size_t)N * H;
-  float *x = a->x, *t1 = a->t1, *t2 = a->t2;
-  const float *in = x;
-  if (c->do_stable_layer_norm) {  // pre-LN: attention sees LN(x)
-    HB_TRY(be->layer_norm(ctx, t1, x, lp->ln1_w, lp->ln1_b, N, H, eps));
-    in = t1;
-  }
-  HB_TRY(be->linear(ctx, a->q, in, lp->q_w, lp->q_b, N, H, H));
-  HB_TRY(be->linear(ctx, a->k, in, lp->k_w, lp->k_b, N, H, H));
-  HB_TRY(be->linear(ctx, a->v, in, lp->v_w, lp->v_b, N, H, H));
-  HB_TRY(be->attention(ctx, t2, a->q, a->k, a->v, frames, B, T, NH, Dh, 1.0f / sqrtf((float)Dh)));
-  HB_TRY(be->linear(ctx, t1, t2, lp->o_w, lp->o_b, N, H, H));
-  HB_TRY(be->add(ctx, x, x, t1, n));
-  if (!c->do_stable_layer_norm) {  // post-LN
-    HB_TRY(be->layer_norm(ctx, x, x, lp->ln1_w, lp->ln1_b, N, H, eps));
-    in = x;
-  } else {
-    HB_TRY(be->layer_norm(ctx, t1, x, lp->ln2_w, lp->ln2_b, N, H, eps));
-    in = t1;
-  }
-  HB_TRY(be->linear(ctx, a->ff, in, lp->ff1_w, lp->ff1_b, N, H, FF));
-  HB_TRY(be->gelu(ctx, a->ff, a->ff, (size_t)N * FF));
-  HB_TRY(be->linear(ctx, t2, a->ff, lp->ff2_w, lp->ff2_b, N, FF, H));
-  HB_TRY(be->add(ctx, x, x, t2, n));
-  if (!c->do_stable_layer_norm) HB_TRY(be->layer_norm(ctx, x, x, lp->ln2_w, lp->ln2_b, N, H, eps));
-  return 0;
-}
-
 int model_forward(hb_model *m, hb_fwd_arena *a, const float *wave, const long *lengths, int B, long L, int *frames,
                   int *Tp, float **hidden) {
   const hb_config *c = &m->cfg;
@@ -124,37 +62,32 @@ int model_forward(hb_model *m, hb_fwd_arena *a, const float *wave, const long *l
       return hb_fail("forward: utterance %d has %ld samples (need %d..%ld)", b, lengths[b], rf, L);
     frames[b] = config_num_frames(c, lengths[b]);
   }
-  float *feat;
+  // The shared blocks (models/hubert_blocks.h) on reused scratch, nothing saved, no dropout:
+  // extractor block l runs in place in ping-pong buffer l & 1; the projection's LN runs in place
+  // in the features, then everything up to the layer outputs lives in x, the positional conv in
+  // t1. Encoder layer: a, o-proj and ff2 outputs in t1; attention output (and the pre-LN FFN
+  // input) in t2; residuals, post-LN norms and the output in place in x; GELU in place in ff.
+  hb_conv_slots cs = {{0}, {0}, {0}, {0}};
+  for (int l = 0; l < c->num_conv; l++) cs.pre[l] = cs.nrm[l] = cs.act[l] = l & 1 ? a->conv_b : a->conv_a;
   int T;
-  HB_TRY(extract_features(m, a, wave, B, L, &feat, &T));
+  HB_TRY(blocks_extractor(m, &cs, wave, B, L, &T));
   *Tp = T;
-  const int Cc = c->conv_dim[c->num_conv - 1], H = c->hidden_size, N = B * T;
-  const float eps = (float)c->layer_norm_eps;
+  float *feat = cs.act[c->num_conv - 1];
+  const hb_drop_site off = {0.0f, 0};
+  HB_TRY(blocks_project(m, a->x, feat, NULL, feat, frames, B, T, off));
+  HB_TRY(blocks_pos_embed(m, a->x, a->x, NULL, a->t1, a->t1, a->pos_w, a->x, B, T, off));
 
-  // Feature projection: LN over conv channels (in place in the extractor buffer), then linear.
-  if (c->feat_proj_layer_norm) HB_TRY(be->layer_norm(ctx, feat, feat, m->p.fp_ln_w, m->p.fp_ln_b, N, Cc, eps));
-  HB_TRY(be->linear(ctx, a->x, feat, m->p.fp_w, m->p.fp_b, N, Cc, H));
-  HB_TRY(be->mask_padding(ctx, a->x, frames, B, T, H));
-
-  // Positional embedding: x += GELU(conv(x)), the conv output trimmed to T frames (even kernels
-  // produce T + 1).
-  const int K = c->num_conv_pos_embeddings, G = c->num_conv_pos_embedding_groups;
-  HB_TRY(be->weight_norm(ctx, a->pos_w, m->p.pos_v, m->p.pos_g, H, H / G, K));
-  const int Tpos = T + 2 * (K / 2) - K + 1;
-  HB_TRY(be->conv1d(ctx, a->t1, a->x, a->pos_w, m->p.pos_b, B, T, H, H, K, 1, K / 2, G));
-  HB_TRY(be->gelu(ctx, a->t1, a->t1, (size_t)B * Tpos * H));
-  for (int b = 0; b < B; b++)
-    HB_TRY(be->add(ctx, a->x + (size_t)b * T * H, a->x + (size_t)b * T * H, a->t1 + (size_t)b * Tpos * H, (size_t)T * H));
-  if (!c->do_stable_layer_norm) HB_TRY(be->layer_norm(ctx, a->x, a->x, m->p.enc_ln_w, m->p.enc_ln_b, N, H, eps));
-
+  const hb_layer_acts s = {.a = a->t1, .q = a->q, .k = a->k, .v = a->v, .att = a->t2, .r1 = a->x,
+                           .h1 = c->do_stable_layer_norm ? a->t2 : a->x, .ffp = a->ff, .ffa = a->ff, .r2 = a->x,
+                           .out = a->x};
+  const int H = c->hidden_size, N = B * T, NL = c->num_hidden_layers;
   const size_t bytes = sizeof(float) * (size_t)N * H;
-  const int NL = c->num_hidden_layers;
   if (hidden && hidden[0]) HB_TRY(be->copy(ctx, hidden[0], a->x, bytes));
   for (int l = 0; l < NL; l++) {
-    HB_TRY(transformer_layer(m, a, &m->p.layers[l], frames, B, T));
+    HB_TRY(blocks_layer(m, l, &s, a->t1, a->x, frames, B, T, NULL));
     if (!hidden || !hidden[l + 1]) continue;
     if (l == NL - 1 && c->do_stable_layer_norm)
-      HB_TRY(be->layer_norm(ctx, hidden[l + 1], a->x, m->p.enc_ln_w, m->p.enc_ln_b, N, H, eps));
+      HB_TRY(be->layer_norm(ctx, hidden[l + 1], a->x, m->p.enc_ln_w, m->p.enc_ln_b, N, H, (float)c->layer_norm_eps));
     else
       HB_TRY(be->copy(ctx, hidden[l + 1], a->x, bytes));
   }
