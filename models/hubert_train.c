@@ -377,7 +377,10 @@ static int backward_layer(hb_model *m, hb_train_arena *a, const hb_layer_params 
   return be->axpy(ctx, g, 1.0f, gt, n);
 }
 
-static int backward_extractor(hb_model *m, hb_train_arena *a, const hb_params *gp) {
+static int grad_ready_seg(hb_train_arena *a, const size_t *lo, int s);
+
+// seg: the gradient-ready segments (read only when a->grad_ready is set).
+static int backward_extractor(hb_model *m, hb_train_arena *a, const hb_params *gp, const size_t *seg) {
   const hb_config *c = &m->cfg;
   const hb_backend *be = m->ctx->be;
   hb_ctx *ctx = m->ctx;
@@ -406,7 +409,42 @@ static int backward_extractor(hb_model *m, hb_train_arena *a, const hb_params *g
     float *dx = l ? a->gconv[(l - 1) & 1] : NULL;
     HB_TRY(be->conv1d_backward(ctx, dx, cg->w, cg->b, dy, x, cp->w, B, Tl[l], Ci, Co, c->conv_kernel[l],
                                c->conv_stride[l], 0, 1));
+    HB_TRY(grad_ready_seg(a, seg, 1 + l));
   }
+  return 0;
+}
+
+// Segments of the flat layout for the gradient-ready hook: seg 0 = the global tensors, 1 + l =
+// conv block l, 1 + NC + l = encoder layer l; segment s is [lo[s], lo[s + 1]) with lo[0] = 0 and
+// lo[NC + NL + 1] = total. Checks that the layout really is globals, conv blocks, layers in order,
+// each contiguous (params_layout_init builds it so; an error names the tensor otherwise).
+static int grad_segments(const hb_model *m, size_t *lo) {
+  const hb_param_layout *L = &m->layout;
+  const int NC = m->cfg.num_conv, NL = m->cfg.num_hidden_layers, ns = 1 + NC + NL;
+  for (int s = 0; s <= ns; s++) lo[s] = SIZE_MAX;
+  lo[0] = 0;
+  lo[ns] = L->total;
+  int prev = 0;
+  size_t prev_off = 0;
+  for (int i = 0; i < L->n; i++) {
+    const hb_param_info *p = &L->info[i];
+    const int s = p->kind == 0 ? 0 : p->kind == 1 ? 1 + p->block : 1 + NC + p->block;
+    if (s < prev || s >= ns || (i && p->offset < prev_off) || p->offset + p->numel > L->total)
+      return hb_fail("gradient-ready ranges: tensor %s (offset %zu) breaks the layout order globals, conv blocks, "
+                     "layers", p->name, p->offset);
+    if (s != prev && lo[s] == SIZE_MAX) lo[s] = p->offset;
+    prev = s;
+    prev_off = p->offset;
+  }
+  for (int s = 1; s < ns; s++)
+    if (lo[s] == SIZE_MAX || lo[s] < lo[s - 1]) return hb_fail("gradient-ready ranges: segment %d has no tensor", s);
+  return 0;
+}
+
+static int grad_ready_seg(hb_train_arena *a, const size_t *lo, int s) {
+  if (!a->grad_ready || lo[s + 1] == lo[s]) return 0;
+  if (a->grad_ready(a->grad_ready_user, lo[s], lo[s + 1] - lo[s]))
+    return hb_fail_prefix("gradient-ready hook [%zu, %zu)", lo[s], lo[s + 1]);
   return 0;
 }
 
@@ -422,6 +460,9 @@ int model_backward(hb_model *m, hb_train_arena *a, float *const *d_hidden, const
   const int Cc = c->conv_dim[c->num_conv - 1];
   const size_t n = (size_t)N * H, bytes = sizeof(float) * n;
   float *g = a->g;
+  const int NC = c->num_conv;
+  size_t seg[1 + HB_MAX_CONV + HB_MAX_LAYERS + 1];
+  if (a->grad_ready) HB_TRY(grad_segments(m, seg));
 
   // Top: g = d (output of the last computed layer).
   if (c->do_stable_layer_norm) {
@@ -443,8 +484,8 @@ int model_backward(hb_model *m, hb_train_arena *a, float *const *d_hidden, const
   }
   for (int l = NL - 1; l >= 0; l--) {
     if (l + 1 < NL && d_hidden && d_hidden[l + 1]) HB_TRY(be->axpy(ctx, g, 1.0f, d_hidden[l + 1], n));
-    if (a->dropped[l]) continue;
-    HB_TRY(backward_layer(m, a, &gp.layers[l], l, a->hidden[l]));
+    if (!a->dropped[l]) HB_TRY(backward_layer(m, a, &gp.layers[l], l, a->hidden[l]));
+    HB_TRY(grad_ready_seg(a, seg, 1 + NC + l));
   }
   if (d_hidden && d_hidden[0]) HB_TRY(be->axpy(ctx, g, 1.0f, d_hidden[0], n));
 
@@ -480,6 +521,23 @@ int model_backward(hb_model *m, hb_train_arena *a, float *const *d_hidden, const
   const size_t nf = (size_t)N * Cc;
   if (d_features) HB_TRY(be->axpy(ctx, df, 1.0f, d_features, nf));
   if (feature_grad_mult != 1.0f) HB_TRY(be->scale(ctx, df, df, feature_grad_mult, nf));
-  if (feature_grad_mult == 0.0f) return 0;  // fairseq: no gradient into a frozen extractor
-  return backward_extractor(m, a, &gp);
+  HB_TRY(grad_ready_seg(a, seg, 0));  // globals: heads (before model_backward), pos conv, LN, projection, mask emb
+  if (feature_grad_mult != 0.0f) HB_TRY(backward_extractor(m, a, &gp, seg));  // 0: fairseq's frozen extractor
+  else
+    for (int l = NC - 1; l >= 0; l--) HB_TRY(grad_ready_seg(a, seg, 1 + l));
+  return 0;
+}
+
+int model_grad_ready_all(const hb_model *m, int (*grad_ready)(void *user, size_t off, size_t len), void *user) {
+  const int NC = m->cfg.num_conv, NL = m->cfg.num_hidden_layers;
+  size_t seg[1 + HB_MAX_CONV + HB_MAX_LAYERS + 1];
+  HB_TRY(grad_segments(m, seg));
+  hb_train_arena a;   // only the hook fields are used
+  memset(&a, 0, sizeof a);
+  a.grad_ready = grad_ready;
+  a.grad_ready_user = user;
+  for (int l = NL - 1; l >= 0; l--) HB_TRY(grad_ready_seg(&a, seg, 1 + NC + l));
+  HB_TRY(grad_ready_seg(&a, seg, 0));
+  for (int l = NC - 1; l >= 0; l--) HB_TRY(grad_ready_seg(&a, seg, 1 + l));
+  return 0;
 }
