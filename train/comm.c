@@ -63,8 +63,8 @@ static int single_barrier(hb_comm *c) { (void)c; return 0; }
 static void single_abort(hb_comm *c, int code) { (void)c; exit(code); }
 static void single_free(hb_comm *c) { (void)c; }
 
-static const hb_comm_ops single_ops = {single_f32, single_f64, single_off, single_off,
-                                       single_bcast, single_barrier, single_abort, single_free};
+static const hb_comm_ops single_ops = {single_f32, single_f64,   single_off,   single_off, single_bcast,
+                                       single_barrier, single_abort, single_free, NULL,       NULL};
 
 int comm_init(hb_comm *c, const hb_comm_opts *o) {
   memset(c, 0, sizeof *c);
@@ -72,6 +72,7 @@ int comm_init(hb_comm *c, const hb_comm_opts *o) {
   memset(&d, 0, sizeof d);
   if (!o) o = &d;
   comm_env(&c->rank, &c->world, &c->local_rank, c->launcher);
+  c->thread_level = -1;
   c->timeout_s = o->timeout_s > 0 ? o->timeout_s : 600.0;
   const char *te = getenv("HUBERT_COMM_TIMEOUT");
   if (te && *te && atof(te) > 0) c->timeout_s = atof(te);
@@ -129,6 +130,70 @@ int comm_broadcast(hb_comm *c, void *buf, size_t bytes, int root) {
   return c->ops->broadcast(c, buf, bytes, root);
 }
 int comm_barrier(hb_comm *c) { return c->ops->barrier(c); }
+
+// ---- overlapped all-reduce: bucket bookkeeping (the backends only start and wait) ----
+
+int comm_allreduce_async_begin(hb_comm *c, hb_comm_async *a, float *buf, size_t n, struct hb_ctx *producer) {
+  memset(a, 0, sizeof *a);
+  a->c = c;
+  a->producer = producer;
+  a->buf = buf;
+  a->n = n;
+  a->nb = (n + c->bucket_floats - 1) / c->bucket_floats;
+  a->left = hb_malloc(sizeof(size_t) * (a->nb ? a->nb : 1));
+  if (!a->left) return hb_fail_prefix("overlapped all-reduce (%zu buckets)", a->nb);
+  for (size_t b = 0; b < a->nb; b++) a->left[b] = (b + 1) * c->bucket_floats <= n ? c->bucket_floats : n - b * c->bucket_floats;
+  return 0;
+}
+
+static int start_bucket(hb_comm_async *a, size_t b) {
+  hb_comm *c = a->c;
+  const size_t b0 = b * c->bucket_floats, bn = a->n - b0 < c->bucket_floats ? a->n - b0 : c->bucket_floats;
+  a->started++;
+  if (c->ops->bucket_start) return c->ops->bucket_start(c, a->buf + b0, bn, a->producer);
+  return c->ops->allreduce_f32(c, a->buf + b0, bn);   // one bucket: the same call comm_allreduce_f32 makes
+}
+
+int comm_allreduce_async_ready(hb_comm_async *a, size_t off, size_t len) {
+  if (off > a->n || len > a->n - off)
+    return hb_fail("overlapped all-reduce: range [%zu, %zu) outside the %zu-float buffer", off, off + len, a->n);
+  const size_t bf = a->c->bucket_floats;
+  while (len) {
+    const size_t b = off / bf, take = (b + 1) * bf - off < len ? (b + 1) * bf - off : len;
+    if (take > a->left[b])
+      return hb_fail("overlapped all-reduce: range [%zu, %zu) marked ready twice (bucket %zu)", off, off + take, b);
+    a->left[b] -= take;
+    if (!a->left[b]) HB_TRY(start_bucket(a, b));
+    off += take;
+    len -= take;
+  }
+  return 0;
+}
+
+int comm_allreduce_async_wait(hb_comm_async *a) {
+  int rc = 0;
+  if (a->started != a->nb) {
+    size_t b = 0;
+    while (b < a->nb && !a->left[b]) b++;
+    rc = hb_fail("overlapped all-reduce: %zu of %zu buckets never became ready (bucket %zu misses %zu floats)",
+                 a->nb - a->started, a->nb, b, b < a->nb ? a->left[b] : 0);
+  }
+  if (a->c->ops->bucket_wait && a->c->ops->bucket_wait(a->c)) rc = -1;
+  comm_allreduce_async_free(a);
+  return rc;
+}
+
+void comm_allreduce_async_free(hb_comm_async *a) {
+  free(a->left);
+  a->left = NULL;
+}
+
+int comm_async_check(const hb_comm *c) {
+  if (c->kind != HB_COMM_MPI || c->thread_level >= 2) return 0;   // MPI_THREAD_SERIALIZED is 2 in MPICH and OpenMPI
+  return hb_fail("distributed_training.overlap_comm: the MPI library provides thread level %d, the overlap needs "
+                 "MPI_THREAD_SERIALIZED (a communication thread calls MPI while the backward runs); use an MPI built "
+                 "with thread support or set distributed_training.overlap_comm: false", c->thread_level);
+}
 
 void comm_abort(hb_comm *c, int code, const char *msg) {
   if (msg) {

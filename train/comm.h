@@ -23,6 +23,7 @@
 typedef enum { HB_COMM_SINGLE = 0, HB_COMM_MPI = 1, HB_COMM_NCCL = 2 } hb_comm_kind;
 
 typedef struct hb_comm hb_comm;
+struct hb_ctx;  // kernels/ops.h
 
 // Backend table (one per kind). Buffers live where the backend expects them: host for mpi and
 // single, device for nccl (except the double reductions, which take host buffers everywhere).
@@ -35,6 +36,11 @@ typedef struct {
   int (*barrier)(hb_comm *c);
   void (*abort)(hb_comm *c, int code);
   void (*free)(hb_comm *c);
+  // Overlap (comm_allreduce_async_*): start the all-reduce of one bucket without waiting (mpi: on
+  // the communication thread; nccl: on the communicator's stream after an event recorded on
+  // producer's ops stream); wait for every started bucket. NULL: buckets run synchronously.
+  int (*bucket_start)(hb_comm *c, float *buf, size_t n, struct hb_ctx *producer);
+  int (*bucket_wait)(hb_comm *c);
 } hb_comm_ops;
 
 struct hb_comm {
@@ -46,6 +52,7 @@ struct hb_comm {
   const hb_comm_ops *ops;
   void *impl;
   const char *what;             // label of the current collective (error messages)
+  int thread_level;             // mpi: the MPI thread level provided (MPI_THREAD_*); -1 elsewhere
 };
 
 typedef struct {
@@ -73,6 +80,31 @@ int comm_reduce_scatter_f32(hb_comm *c, float *buf, const size_t *off);
 // allgather: rank r contributes its range; on return every rank holds every range.
 int comm_allgather_f32(hb_comm *c, float *buf, const size_t *off);
 int comm_broadcast(hb_comm *c, void *buf, size_t bytes, int root);
+
+// Overlapped all-reduce of a gradient buffer produced in pieces (docs/distributed.md): the same
+// buckets (bucket_floats each, from buf[0]) and the same per-bucket algorithm as
+// comm_allreduce_f32, hence bitwise the same result; a bucket starts as soon as all of its floats
+// were marked ready (any order, each float once), while the caller keeps computing. The order in
+// which buckets start must be the same on every rank (it is when every rank marks the same ranges
+// in the same order). producer: the ops context writing buf (nccl waits on its stream; NULL on CPU).
+// Between begin and wait the caller makes no other comm_* call.
+typedef struct {
+  hb_comm *c;
+  struct hb_ctx *producer;
+  float *buf;
+  size_t n, nb;                 // floats, buckets
+  size_t *left;                 // (nb) floats of each bucket not marked ready yet
+  size_t started;               // buckets started
+} hb_comm_async;
+int comm_allreduce_async_begin(hb_comm *c, hb_comm_async *a, float *buf, size_t n, struct hb_ctx *producer);
+int comm_allreduce_async_ready(hb_comm_async *a, size_t off, size_t len);
+// Waits for every bucket (all must have been started: every float marked) and releases a.
+int comm_allreduce_async_wait(hb_comm_async *a);
+// Releases a without waiting (error paths: the job is being aborted).
+void comm_allreduce_async_free(hb_comm_async *a);
+// 0 when this communicator can overlap (mpi: MPI_THREAD_SERIALIZED or better), else -1 with a
+// message naming the fix (distributed_training.overlap_comm: false).
+int comm_async_check(const hb_comm *c);
 int comm_barrier(hb_comm *c);
 // Stops every rank of the job with exit status code (never returns). Prints msg (with the rank)
 // to stderr first when msg is not NULL.

@@ -14,6 +14,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,18 @@ typedef struct {
   MPI_Request *arr_req;     // (2 world) receives [0, world), sends [world, 2 world)
   long note_out, *note_in;  // "timed out" notices: receives posted at start-up, one per peer
   MPI_Request *note_req;    // (2 world) as arr_req
+  // Overlap: a communication thread runs queued buckets (bucket_start) while the caller computes.
+  // MPI_THREAD_SERIALIZED suffices: between bucket_start and bucket_wait only this thread calls
+  // MPI (the caller makes no comm_* call, comm.h), and the queue's mutex orders the hand-overs.
+  pthread_t th;
+  int th_on, stop, th_err;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  float **qbuf;             // queued buckets [qhead, qtail): start and length
+  size_t *qn, qcap, qhead, qtail;
+  float *th_tmp;            // ring scratch of the thread
+  char th_msg[1024];        // the thread's error (hb_fail messages are thread-local)
+  int in_thread;            // 1 while the thread polls: nap between polls instead of spinning
 } mpi_impl;
 
 static int mpi_fail(int rc, const char *call, const char *func, int line) {
@@ -116,6 +129,12 @@ static int wait_all(hb_comm *c, MPI_Request *reqs, int n) {
     CHECK_MPI(MPI_Testall(2 * c->world, m->arr_req, &arr, MPI_STATUSES_IGNORE));
     if (done && arr) break;
     if (now_s() > deadline) return diagnose(c);
+    if (m->in_thread) {   // the communication thread shares the cores with the backward: do not spin
+      if (__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE)) return hb_fail("distributed: %s cancelled (the communicator is shutting down)", c->what);
+      struct timespec ts = {0, 50000};
+      nanosleep(&ts, NULL);
+      continue;
+    }
     // MPI progresses a transfer only inside MPI_Test: poll (yielding the core every 16 polls:
     // ranks may share cores) for the first 0.5 s; then 100 us naps (a peer busy elsewhere,
     // e.g. rank 0 writing a checkpoint).
@@ -184,21 +203,103 @@ static size_t max_range(const size_t *off, int W) {
   return mx;
 }
 
-// Buckets of bucket_floats, each a ring reduce-scatter + all-gather over an even partition.
+// One bucket: ring reduce-scatter + all-gather over an even partition (off: world + 1 slots; tmp:
+// bn / world + 64 floats). The overlapped path runs exactly this per bucket.
+static int bucket_allreduce(hb_comm *c, float *buf, size_t bn, size_t *off, float *tmp) {
+  comm_partition(bn, c->world, 16, off);
+  return arrive(c) || ring_reduce_scatter(c, buf, off, tmp) || ring_allgather(c, buf, off) ? -1 : 0;
+}
+
+// Buckets of bucket_floats.
 static int mpi_allreduce_f32(hb_comm *c, float *buf, size_t n) {
   const int W = c->world;
   const size_t bf = c->bucket_floats;
   size_t *off = hb_malloc(sizeof(size_t) * (size_t)(W + 1));
   float *tmp = hb_malloc(sizeof(float) * ((bf < n ? bf : n) / (size_t)W + 64));
   int rc = off && tmp ? 0 : -1;
-  for (size_t b0 = 0; !rc && b0 < n; b0 += bf) {
-    const size_t bn = n - b0 < bf ? n - b0 : bf;
-    comm_partition(bn, W, 16, off);
-    rc = arrive(c) || ring_reduce_scatter(c, buf + b0, off, tmp) || ring_allgather(c, buf + b0, off) ? -1 : 0;
-  }
+  for (size_t b0 = 0; !rc && b0 < n; b0 += bf) rc = bucket_allreduce(c, buf + b0, n - b0 < bf ? n - b0 : bf, off, tmp);
   free(off);
   free(tmp);
   return rc;
+}
+
+// ---- overlap: the communication thread ----
+
+static void *comm_thread(void *arg) {
+  hb_comm *c = arg;
+  mpi_impl *m = c->impl;
+  size_t off[1025];   // world <= 1024 for the thread (checked in bucket_start)
+  pthread_mutex_lock(&m->mu);
+  for (;;) {
+    while (m->qhead == m->qtail && !m->stop) pthread_cond_wait(&m->cv, &m->mu);
+    if (m->qhead == m->qtail) break;   // stop and nothing queued
+    float *buf = m->qbuf[m->qhead];
+    const size_t n = m->qn[m->qhead];
+    const int skip = m->th_err || m->stop;
+    pthread_mutex_unlock(&m->mu);
+    int rc = 0;
+    if (!skip) {
+      m->in_thread = 1;
+      rc = bucket_allreduce(c, buf, n, off, m->th_tmp);
+      m->in_thread = 0;
+    }
+    pthread_mutex_lock(&m->mu);
+    if (rc && !m->th_err) {
+      m->th_err = 1;
+      snprintf(m->th_msg, sizeof m->th_msg, "%s", hb_errmsg());
+    }
+    m->qhead++;
+    pthread_cond_broadcast(&m->cv);
+  }
+  pthread_mutex_unlock(&m->mu);
+  return NULL;
+}
+
+static int mpi_bucket_start(hb_comm *c, float *buf, size_t n, struct hb_ctx *producer) {
+  (void)producer;   // CPU ops are synchronous: the range is final when it is marked
+  mpi_impl *m = c->impl;
+  if (c->world > 1024) return hb_fail("distributed: the overlapped all-reduce supports up to 1024 ranks");
+  if (!m->th_on) {
+    if (c->thread_level < 2) return comm_async_check(c);
+    m->th_tmp = hb_malloc(sizeof(float) * (c->bucket_floats / (size_t)c->world + 64));
+    if (!m->th_tmp) return hb_fail_prefix("communication thread scratch");
+    if (pthread_mutex_init(&m->mu, NULL) || pthread_cond_init(&m->cv, NULL))
+      return hb_fail("distributed: cannot create the communication thread's mutex");
+    if (pthread_create(&m->th, NULL, comm_thread, c)) return hb_fail("distributed: cannot start the communication thread");
+    m->th_on = 1;
+  }
+  pthread_mutex_lock(&m->mu);
+  if (m->qtail == m->qcap) {   // grow (the thread reads entries only under the mutex)
+    const size_t cap = m->qcap ? 2 * m->qcap : 64;
+    float **qb = hb_realloc(m->qbuf, sizeof *qb * cap);
+    if (qb) m->qbuf = qb;
+    size_t *qn = qb ? hb_realloc(m->qn, sizeof *qn * cap) : NULL;
+    if (qn) m->qn = qn;
+    if (!qb || !qn) {
+      pthread_mutex_unlock(&m->mu);
+      return hb_fail_prefix("communication queue");
+    }
+    m->qcap = cap;
+  }
+  m->qbuf[m->qtail] = buf;
+  m->qn[m->qtail] = n;
+  m->qtail++;
+  pthread_cond_broadcast(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+  return 0;
+}
+
+static int mpi_bucket_wait(hb_comm *c) {
+  mpi_impl *m = c->impl;
+  if (!m->th_on) return 0;
+  pthread_mutex_lock(&m->mu);
+  while (m->qhead != m->qtail) pthread_cond_wait(&m->cv, &m->mu);
+  m->qhead = m->qtail = 0;   // the thread is idle: reuse the queue from the start
+  const int err = m->th_err;
+  m->th_err = 0;
+  pthread_mutex_unlock(&m->mu);
+  if (err) return hb_fail("%s", m->th_msg);
+  return 0;
 }
 
 // Doubles: gather every rank's vector, sum in rank order (the same bits everywhere).
@@ -267,6 +368,19 @@ static void mpi_abort(hb_comm *c, int code) {
 static void mpi_free(hb_comm *c) {
   mpi_impl *m = c->impl;
   if (!m) return;
+  if (m->th_on) {   // stop the communication thread (a bucket in flight gives up at its next poll)
+    pthread_mutex_lock(&m->mu);
+    __atomic_store_n(&m->stop, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->th, NULL);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    m->th_on = 0;
+  }
+  free(m->qbuf);
+  free(m->qn);
+  free(m->th_tmp);
   int fin = 0;
   MPI_Finalized(&fin);
   if (!fin) {
@@ -288,7 +402,8 @@ static void mpi_free(hb_comm *c) {
 }
 
 static const hb_comm_ops mpi_ops = {mpi_allreduce_f32, mpi_allreduce_f64, mpi_reduce_scatter_f32, mpi_allgather_f32,
-                                    mpi_broadcast,     mpi_barrier,       mpi_abort,              mpi_free};
+                                    mpi_broadcast,     mpi_barrier,       mpi_abort,              mpi_free,
+                                    mpi_bucket_start,  mpi_bucket_wait};
 
 int comm_mpi_init(hb_comm *c, const hb_comm_opts *o) {
   (void)o;
@@ -300,10 +415,17 @@ int comm_mpi_init(hb_comm *c, const hb_comm_opts *o) {
   c->kind = HB_COMM_MPI;
   int inited = 0, provided = 0;
   CHECK_MPI(MPI_Initialized(&inited));
+  // SERIALIZED: the overlapped all-reduce calls MPI from a communication thread, never at the same
+  // time as the main thread (OpenMPI 4.1 provides up to MULTIPLE). A lower level only disables the
+  // overlap (comm_async_check says so).
   if (!inited) {
-    CHECK_MPI(MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided));
+    CHECK_MPI(MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided));
     m->inited_here = 1;
+  } else {
+    CHECK_MPI(MPI_Query_thread(&provided));
   }
+  c->thread_level = provided == MPI_THREAD_MULTIPLE ? 3 : provided == MPI_THREAD_SERIALIZED ? 2
+                  : provided == MPI_THREAD_FUNNELED ? 1 : 0;
   CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   int rank, world;
   CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));

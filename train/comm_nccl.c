@@ -31,6 +31,9 @@
 
 #include "common/error.h"
 #include "common/fileutil.h"
+#include "kernels/ops.h"
+
+void *cuda_ctx_stream(hb_ctx *ctx);   // kernels/cuda/cuda_stream.cu
 
 int comm_have_nccl(void) { return 1; }
 
@@ -38,6 +41,9 @@ typedef struct {
   ncclComm_t comm;
   int have_comm;
   cudaStream_t stream;
+  int own_stream;            // 1: created here (o->stream was NULL), destroyed in nccl_free
+  cudaEvent_t ready;         // overlap: recorded on the producer's stream, waited on by `stream`
+  int have_ready;
   double *dscratch;          // (dcap) device buffer of the double reductions
   size_t dcap;
   int mpi_inited_here;
@@ -193,6 +199,30 @@ static int nccl_broadcast(hb_comm *c, void *buf, size_t bytes, int root) {
   return wait_stream(c);
 }
 
+// Overlap: the bucket's all-reduce waits (on the device, not the host) for the gradient kernels
+// enqueued so far on the ops stream, then runs on the communicator's own stream while the ops
+// stream goes on with the backward. The same ncclAllReduce per bucket as nccl_allreduce_f32.
+static int nccl_bucket_start(hb_comm *c, float *buf, size_t n, hb_ctx *producer) {
+  nccl_impl *m = c->impl;
+  cudaStream_t ps = NULL;
+  if (producer && producer->be && producer->be->name && !strcmp(producer->be->name, "cuda"))
+    ps = (cudaStream_t)cuda_ctx_stream(producer);
+  if (!ps) {   // unknown producer: order after everything on the device
+    CHECK_CUDA(cudaDeviceSynchronize());
+  } else {
+    if (!m->have_ready) {
+      CHECK_CUDA(cudaEventCreateWithFlags(&m->ready, cudaEventDisableTiming));
+      m->have_ready = 1;
+    }
+    CHECK_CUDA(cudaEventRecord(m->ready, ps));
+    CHECK_CUDA(cudaStreamWaitEvent(m->stream, m->ready, 0));
+  }
+  CHECK_NCCL(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, m->comm, m->stream));
+  return 0;
+}
+
+static int nccl_bucket_wait(hb_comm *c) { return wait_stream(c); }
+
 static int nccl_barrier(hb_comm *c) {
   double one = 1;
   return nccl_allreduce_f64(c, &one, 1);
@@ -216,7 +246,8 @@ static void nccl_free(hb_comm *c) {
   if (!m) return;
   if (m->have_comm) ncclCommDestroy(m->comm);
   if (m->dscratch) cudaFree(m->dscratch);
-  if (m->stream) cudaStreamDestroy(m->stream);
+  if (m->have_ready) cudaEventDestroy(m->ready);
+  if (m->own_stream) cudaStreamDestroy(m->stream);
 #ifdef HUBERT_HAVE_MPI
   int fin = 0;
   MPI_Finalized(&fin);
@@ -228,7 +259,8 @@ static void nccl_free(hb_comm *c) {
 
 static const hb_comm_ops nccl_ops = {nccl_allreduce_f32, nccl_allreduce_f64, nccl_reduce_scatter_f32,
                                      nccl_allgather_f32, nccl_broadcast,     nccl_barrier,
-                                     nccl_abort,         nccl_free};
+                                     nccl_abort,         nccl_free,          nccl_bucket_start,
+                                     nccl_bucket_wait};
 
 // ---- unique-id exchange ----
 
@@ -366,6 +398,10 @@ int comm_nccl_init(hb_comm *c, const hb_comm_opts *o) {
                    "per GPU", c->rank, c->local_rank, getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "");
   CHECK_CUDA(cudaSetDevice(c->local_rank % ndev));
   m->stream = (cudaStream_t)o->stream;
+  if (!m->stream) {   // our own stream, so that the overlapped buckets run beside the ops stream
+    CHECK_CUDA(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking));
+    m->own_stream = 1;
+  }
   ncclUniqueId id;
   memset(&id, 0, sizeof id);
   if (c->rank == 0) CHECK_NCCL(ncclGetUniqueId(&id));

@@ -39,7 +39,8 @@ const cfg_key cfg_keys[] = {
 
     {"distributed_training", "zero", CK_INT, F(distributed_training, zero), "0", 0, 1, NULL, 0, "1: shard the optimizer state across ranks (ZeRO stage 1)"},
     {"distributed_training", "timeout", CK_DOUBLE, F(distributed_training, timeout), "600", 0.1, 1e7, NULL, 0, "seconds a collective waits for a late or lost rank before the job stops with an error naming it"},
-    {"distributed_training", "bucket_cap_mb", CK_INT, F(distributed_training, bucket_cap_mb), "25", 1, 1e6, NULL, 0, "gradient all-reduce bucket size in MiB"},
+    {"distributed_training", "bucket_cap_mb", CK_DOUBLE, F(distributed_training, bucket_cap_mb), "25", 0.001, 1e6, NULL, 0, "gradient all-reduce bucket size in MiB (fractions allowed: small models, tests)"},
+    {"distributed_training", "overlap_comm", CK_BOOL, F(distributed_training, overlap_comm), "true", NONE, 0, "all-reduce gradient buckets while the backward pass of the update's last micro-batch still runs (bitwise the same result as after it)"},
     {"distributed_training", "distributed_world_size", CK_INT, F(distributed_training, distributed_world_size), "1", 1, 1e6, NULL, 0, "ranks the hyper-parameters were tuned for (informative; max_tokens is per rank)"},
     {"distributed_training", "ddp_backend", CK_STR, F(distributed_training, ddp_backend), "no_c10d", NONE, CK_COMPAT, "fairseq: DDP implementation"},
     {"distributed_training", "distributed_backend", CK_STR, F(distributed_training, distributed_backend), "nccl", NONE, CK_COMPAT, "fairseq: torch.distributed backend"},

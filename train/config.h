@@ -46,7 +46,8 @@ typedef struct {
   struct {
     int zero;                    // 1: shard optimizer state across ranks (ZeRO-1)
     double timeout;              // seconds a collective may wait for a late rank before the job stops
-    int bucket_cap_mb;           // gradient all-reduce bucket size (fairseq bucket_cap_mb)
+    double bucket_cap_mb;        // gradient all-reduce bucket size in MiB (fairseq bucket_cap_mb)
+    int overlap_comm;            // 1: all-reduce buckets while the last micro-batch's backward runs
     int distributed_world_size;  // informative: the world size the hyper-parameters assume
     char ddp_backend[32], distributed_backend[32];  // fairseq compatibility (ignored)
     int distributed_port, nprocs_per_node, find_unused_parameters;  // fairseq compatibility

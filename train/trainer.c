@@ -78,6 +78,12 @@ typedef struct {
   long count_m;
 } micro_result;
 
+// Gradient-ready hook of model_backward: the range's all-reduce buckets start once complete.
+static int on_grad_ready(void *user, size_t off, size_t len) {
+  trainer *t = user;
+  return comm_allreduce_async_ready(&t->ar, off, len);
+}
+
 // train = 1: gradients accumulate into t->grads; train = 0: evaluation only (no dropout).
 static int run_micro(trainer *t, const hb_batch *b, int train, uint64_t mask_seed, uint64_t drop_seed,
                      micro_result *r) {
@@ -173,6 +179,8 @@ static int run_micro(trainer *t, const hb_batch *b, int train, uint64_t mask_see
     r->loss += pw * r->count_m * r->pen;
   }
   if (!train) return 0;
+  t->arena.grad_ready = t->ar_on ? on_grad_ready : NULL;
+  t->arena.grad_ready_user = t;
   return model_backward(&t->model, &t->arena, dh, df, (float)t->cfg.model.feature_grad_mult, t->grads);
 }
 
@@ -219,10 +227,24 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
   long sample_size = 0;
   hb_log_sums s;
   memset(&s, 0, sizeof s);
-  const int W = t->comm.world, R = t->comm.rank;
-  for (int k = 0; k < t->cfg.optimization.update_freq; k++) {
+  const int W = t->comm.world, R = t->comm.rank, F = t->cfg.optimization.update_freq;
+  int overlapped = 0;
+  for (int k = 0; k < F; k++) {
     const hb_batch *b;
     HB_TRY(loader_next_batch(t->train, &b));
+    // Overlap (docs/distributed.md): the last micro-batch's backward reports each layer's range as
+    // final and its buckets are all-reduced meanwhile; earlier micro-batches only accumulate. A
+    // padding batch has no backward: its rank marks the ranges in the same order at once.
+    if (t->overlap && k == F - 1) {
+      t->comm.what = "gradient all-reduce (overlapped)";
+      HB_TRY(comm_allreduce_async_begin(&t->comm, &t->ar, t->grads, t->model.layout.total, &t->ctx));
+      overlapped = 1;
+      t->ar_on = !b->is_pad;
+      if (b->is_pad && model_grad_ready_all(&t->model, on_grad_ready, t)) {
+        comm_allreduce_async_free(&t->ar);
+        return hb_fail_prefix("update %ld", u + 1);
+      }
+    }
     if (b->is_pad) continue;   // a repeat that only evens out the ranks (fairseq's dummy batch): no loss
     micro_result r;
     // Rank R's local batch k of this update is global micro-batch k W + R of one process with
@@ -230,8 +252,12 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
     const uint64_t gk = (uint64_t)k * (uint64_t)W + (uint64_t)R;
     uint64_t ms = derive3(t->st.seed, TAG_MASK, (uint64_t)u, gk);
     uint64_t ds = derive3(t->st.seed, TAG_DROPOUT, (uint64_t)u, gk);
-    if (run_micro(t, b, 1, ms, ds, &r))
+    const int rc_micro = run_micro(t, b, 1, ms, ds, &r);
+    t->ar_on = 0;
+    if (rc_micro) {
+      if (overlapped) comm_allreduce_async_free(&t->ar);   // the caller aborts the job
       return hb_fail_prefix("update %ld, batch (epoch %lld, %lld)", u + 1, (long long)b->epoch, (long long)b->index);
+    }
     loss += r.loss;
     sample_size += r.count_m;
     samples += (double)b->n_samples;
@@ -254,11 +280,14 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
     const double tc = now_s();
     double red[13] = {loss, (double)sample_size, samples, s.loss_m, s.loss_u, s.correct_m, s.correct_u,
                       s.count_m, s.count_u, s.topic_ce, s.topic_n, s.topic_correct, 0};
-    // NCCL runs on its own stream: the backward pass must have finished on the ops' stream.
-    if (t->comm.kind == HB_COMM_NCCL && ctx->be->sync && ctx->be->sync(ctx)) return hb_fail_prefix("update %ld", u + 1);
-    t->comm.what = "gradient all-reduce";
-    int rc = t->zero ? comm_reduce_scatter_f32(&t->comm, t->grads, t->zoff)
-                     : comm_allreduce_f32(&t->comm, t->grads, t->model.layout.total);
+    // NCCL runs on its own stream: the backward pass must have finished on the ops' stream (the
+    // overlapped buckets wait on events instead). t_comm counts the exposed time only.
+    if (!overlapped && t->comm.kind == HB_COMM_NCCL && ctx->be->sync && ctx->be->sync(ctx))
+      return hb_fail_prefix("update %ld", u + 1);
+    if (!overlapped) t->comm.what = "gradient all-reduce";
+    int rc = overlapped ? comm_allreduce_async_wait(&t->ar)
+             : t->zero  ? comm_reduce_scatter_f32(&t->comm, t->grads, t->zoff)
+                        : comm_allreduce_f32(&t->comm, t->grads, t->model.layout.total);
     t->comm.what = "loss statistics all-reduce";
     if (!rc) rc = comm_allreduce_f64(&t->comm, red, 12);
     if (rc) return hb_fail_prefix("update %ld", u + 1);
@@ -472,10 +501,12 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
   if (c->task.labels.n < 1) return hb_fail("task.labels: at least one label set is needed for masked prediction");
   // Ranks first (launcher environment; a single process without one).
   hb_comm_opts co = {NULL, c->common.device, c->distributed_training.timeout,
-                     (size_t)c->distributed_training.bucket_cap_mb << 20, NULL};
+                     (size_t)(c->distributed_training.bucket_cap_mb * 1048576.0), NULL};
   HB_TRY(comm_init(&t->comm, &co));
   t->have_comm = 1;
   t->zero = c->distributed_training.zero && t->comm.world > 1;
+  t->overlap = c->distributed_training.overlap_comm && t->comm.world > 1 && !t->zero;
+  if (t->overlap) HB_TRY(comm_async_check(&t->comm));
   if (t->zero && c->common.device)
     return hb_fail("distributed_training.zero: 1 runs on CPU ranks only for now (set it to 0 with common.device: cuda)");
   t->st.world_size = t->comm.world;

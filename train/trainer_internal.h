@@ -52,6 +52,9 @@ typedef struct {
   int zero;                     // 1: ZeRO-1, opt holds the moments of [zoff[rank], zoff[rank + 1]) only
   size_t *zoff;                 // (world + 1) flat ranges of the ranks (zero)
   double t_comm;                // seconds spent in gradient/statistics collectives (this process)
+  int overlap;                  // distributed_training.overlap_comm on a world > 1 without ZeRO
+  int ar_on;                    // 1 during the backward whose gradient-ready ranges feed ar
+  hb_comm_async ar;             // the overlapped gradient all-reduce of the current update
 } trainer;
 
 typedef struct {

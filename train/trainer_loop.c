@@ -205,7 +205,8 @@ int trainer_run(const hb_train_config *cfg, const hb_train_args *args) {
   if (t->comm.world > 1)
     printf("distributed: %d ranks (%s launcher, %s backend)%s; global batch = %d ranks x update_freq %d\n",
            t->comm.world, t->comm.launcher, t->comm.kind == HB_COMM_NCCL ? "nccl" : "mpi",
-           t->zero ? ", ZeRO-1 optimizer shards" : "", t->comm.world, c->optimization.update_freq);
+           t->zero ? ", ZeRO-1 optimizer shards" : t->overlap ? ", all-reduce overlapped with the backward" : "",
+           t->comm.world, c->optimization.update_freq);
   printf("log: %s\n", log_path);
   fflush(stdout);
   if (run_loop(t, logf, log_path)) goto done;
@@ -213,7 +214,8 @@ int trainer_run(const hb_train_config *cfg, const hb_train_args *args) {
          (long long)t->st.nan_total, c->checkpoint.save_dir);
   if (isfinite(t->st.best_valid_loss)) printf(", best valid loss %.4f", t->st.best_valid_loss);
   printf("\n");
-  if (t->comm.world > 1) printf("distributed: %.3f s of rank 0 in gradient/statistics collectives\n", t->t_comm);
+  if (t->comm.world > 1) printf("distributed: %.3f s of rank 0 in gradient/statistics collectives%s\n", t->t_comm,
+                                 t->overlap ? " (waiting after the backward; overlapped time not counted)" : "");
   rc = 0;
 done:
   if (logf && fclose(logf) && rc == 0) rc = hb_fail("cannot close the training log %s", log_path);
