@@ -210,7 +210,18 @@ struct hb_ctx {
   void *workspace;        // backend scratch, grown by ops_workspace()
   size_t workspace_bytes;
   void *backend_state;    // e.g. CUDA handles
+  int precision;          // HB_PRECISION_*: set by ops_set_precision() (0 = fp32 after init)
 };
+
+// Compute precision of a context. FP32: every op in fp32. BF16 (CUDA only): the linear layers and
+// their backwards run cuBLAS GEMMs with bf16 copies of both inputs (rounded to nearest even on the
+// fly, weights included) and fp32 accumulation and outputs; weights, gradients, optimizer state
+// and every other op stay fp32 (fp32 master weights). docs/cuda.md "Mixed precision".
+#define HB_PRECISION_FP32 0
+#define HB_PRECISION_BF16 1
+// name: "fp32" or "bf16" (NULL: fp32). The CPU backend refuses bf16 (it computes in fp32 only);
+// -1 with hb_fail naming the backend and the value otherwise.
+int ops_set_precision(hb_ctx *ctx, const char *name);
 
 // Creates a context for a backend by name ("cpu", "cuda"). Error if the backend is not built in
 // or has no device.
