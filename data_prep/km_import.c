@@ -161,13 +161,11 @@ static int put_line(FILE *f, const int32_t *units, int64_t n, int64_t *count, in
 }
 
 static int is_shard(const char *path) {
-  h5io_quiet();
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0) return 0;
+  hid_t f;
   char *fmt = NULL;
-  int yes = h5io_read_str_attr(f, "format", &fmt) == 0 && !strcmp(fmt, HB_SHARD_FORMAT);
+  int yes = h5io_open(path, &f) == 0 && h5io_read_str_attr(f, "format", &fmt) == 0 && !strcmp(fmt, HB_SHARD_FORMAT);
   free(fmt);
-  H5Fclose(f);
+  if (f >= 0) H5Fclose(f);
   hb_clear_error();
   return yes;
 }

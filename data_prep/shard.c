@@ -55,17 +55,16 @@ void shard_close(hb_shard *s) {
 }
 
 // Reads an int64 (U+1) offsets dataset and checks: starts at 0, never decreases, ends at total.
-static int read_offsets(hid_t loc, const char *name, const char *shown, int64_t U, int64_t total, int64_t **out) {
+static int read_offsets(hid_t loc, const char *name, int64_t U, int64_t total, int64_t **out) {
   int64_t n;
-  H5T_class_t c;
-  if (h5io_len_1d(loc, name, &n, &c)) return -1;
-  if (c != H5T_INTEGER) return hb_fail("%s: not an integer dataset", shown);
-  if (n != U + 1) return hb_fail("%s has %lld entries, expected num_utts + 1 = %lld", shown, (long long)n, (long long)(U + 1));
-  int64_t *o = hb_malloc((size_t)n * sizeof *o);
-  if (!o) return -1;
-  if (h5io_read_1d(loc, name, H5T_NATIVE_INT64, 0, n, o)) {
+  void *p;
+  char shown[H5IO_WHERE_LEN];
+  if (h5io_read(loc, name, H5T_NATIVE_INT64, 1, &n, &p)) return -1;
+  int64_t *o = p;
+  h5io_where(loc, name, shown, sizeof shown);
+  if (n != U + 1) {
     free(o);
-    return -1;
+    return hb_fail("%s has %lld entries, expected num_utts + 1 = %lld", shown, (long long)n, (long long)(U + 1));
   }
   const char *bad = NULL;
   int64_t at = 0;
@@ -87,19 +86,21 @@ static int read_offsets(hid_t loc, const char *name, const char *shown, int64_t 
 }
 
 // Scans an int32 dataset in blocks and checks 0 <= v < k.
-static int check_ids(hid_t loc, const char *name, const char *shown, int64_t n, int k) {
+static int check_ids(hid_t loc, const char *name, int64_t n, int k) {
   enum { BLK = 1 << 16 };
   int32_t *buf = hb_malloc(BLK * sizeof *buf);
   if (!buf) return -1;
   for (int64_t s = 0; s < n; s += BLK) {
     int64_t m = n - s < BLK ? n - s : BLK;
-    if (h5io_read_1d(loc, name, H5T_NATIVE_INT32, s, m, buf)) {
+    if (h5io_read_rows(loc, name, H5T_NATIVE_INT32, s, m, buf)) {
       free(buf);
-      return hb_fail_prefix("%s", shown);
+      return -1;
     }
     for (int64_t i = 0; i < m; i++)
       if (buf[i] < 0 || buf[i] >= k) {
-        hb_fail("%s[%lld] = %d is outside [0, k = %d)", shown, (long long)(s + i), buf[i], k);
+        char shown[H5IO_WHERE_LEN];
+        hb_fail("%s[%lld] = %d is outside [0, k = %d)", h5io_where(loc, name, shown, sizeof shown), (long long)(s + i),
+                buf[i], k);
         free(buf);
         return -1;
       }
@@ -131,13 +132,13 @@ static herr_t collect_name(hid_t g, const char *name, const H5L_info_t *info, vo
 
 static int list_group(hid_t f, const char *group, name_list *l) {
   memset(l, 0, sizeof *l);
-  if (H5Lexists(f, group, H5P_DEFAULT) <= 0) return 0;
+  if (!h5io_exists(f, group)) return 0;
   hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
-  if (g < 0) return hb_fail("/%s is not a group", group);
+  if (g < 0) return h5io_fail(f, group, "not a group");
   hsize_t idx = 0;
   herr_t r = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, l);
   H5Gclose(g);
-  return r < 0 ? hb_fail("cannot list /%s", group) : 0;
+  return r < 0 ? h5io_fail(f, group, "cannot list the group") : 0;
 }
 
 static void free_names(name_list *l) {
@@ -152,39 +153,31 @@ static int open_labels(hb_shard *s) {
   s->labels = hb_calloc((size_t)l.n + 1, sizeof *s->labels);
   if (!s->labels) rc = -1;
   for (int j = 0; j < l.n && !rc; j++) {
-    char gname[512], shown[600];
+    char gname[512];
     snprintf(gname, sizeof gname, "labels/%s", l.names[j]);
     label_set *ls = &s->labels[j];
     ls->name = l.names[j];
     l.names[j] = NULL;
     s->n_labels++;
     hid_t g = H5Gopen2(s->file, gname, H5P_DEFAULT);
-    if (g < 0) { rc = hb_fail("/%s is not a group", gname); break; }
+    if (g < 0) { rc = h5io_fail(s->file, gname, "not a group"); break; }
     int64_t k = 0, nu = 0;
-    if (h5io_read_f64_attr(g, "rate", &ls->rate) || h5io_read_i64_attr(g, "k", &k)) rc = hb_fail_prefix("/%s", gname);
-    else if (!(ls->rate > 0 && ls->rate <= 1e5)) rc = hb_fail("/%s: attribute rate = %g is not a frame rate", gname, ls->rate);
-    else if (k < 1 || k > (1 << 30)) rc = hb_fail("/%s: attribute k = %lld out of range", gname, (long long)k);
+    if (h5io_read_f64_attr(g, "rate", &ls->rate) || h5io_read_i64_attr(g, "k", &k)) rc = -1;
+    else if (!(ls->rate > 0 && ls->rate <= 1e5)) rc = h5io_fail(g, NULL, "attribute rate = %g is not a frame rate", ls->rate);
+    else if (k < 1 || k > (1 << 30)) rc = h5io_fail(g, NULL, "attribute k = %lld out of range", (long long)k);
     if (!rc) {
       ls->k = (int)k;
-      snprintf(shown, sizeof shown, "/%s/units", gname);
       H5T_class_t c;
-      rc = h5io_len_1d(g, "units", &nu, &c);
-      if (rc) hb_fail_prefix("/%s", gname);
-      else if (c != H5T_INTEGER) rc = hb_fail("%s is not an integer dataset", shown);
+      rc = h5io_dims(g, "units", 1, &nu, &c);
+      if (!rc && c != H5T_INTEGER) rc = h5io_fail(g, "units", "not an integer dataset");
     }
-    if (!rc) {
-      snprintf(shown, sizeof shown, "/%s/offsets", gname);
-      rc = read_offsets(g, "offsets", shown, s->U, nu, &ls->offsets);
-    }
-    if (!rc) {
-      snprintf(shown, sizeof shown, "/%s/units", gname);
-      rc = check_ids(g, "units", shown, nu, ls->k);
-    }
+    if (!rc) rc = read_offsets(g, "offsets", s->U, nu, &ls->offsets);
+    if (!rc) rc = check_ids(g, "units", nu, ls->k);
     for (int64_t i = 0; i < s->U && !rc; i++) {
       int64_t fr = ls->offsets[i + 1] - ls->offsets[i], sm = s->audio_off[i + 1] - s->audio_off[i];
       if (!shard_label_len_ok(sm, s->sample_rate, fr, ls->rate))
-        rc = hb_fail("/%s: utterance %lld '%s': %lld labels at %g Hz = %.3f s, audio %lld samples = %.3f s (tolerance %.1f s)",
-                     gname, (long long)i, s->utt_id[i], (long long)fr, ls->rate, fr / ls->rate, (long long)sm,
+        rc = h5io_fail(g, NULL, "utterance %lld '%s': %lld labels at %g Hz = %.3f s, audio %lld samples = %.3f s (tolerance %.1f s)",
+                       (long long)i, s->utt_id[i], (long long)fr, ls->rate, fr / ls->rate, (long long)sm,
                      (double)sm / s->sample_rate, HB_SHARD_LABEL_TOL);
     }
     H5Gclose(g);
@@ -200,7 +193,7 @@ static int open_topics(hb_shard *s) {
   s->topics = hb_calloc((size_t)l.n + 1, sizeof *s->topics);
   if (!s->topics) rc = -1;
   hid_t g = -1;
-  if (!rc && l.n && (g = H5Gopen2(s->file, "topics", H5P_DEFAULT)) < 0) rc = hb_fail("cannot open /topics");
+  if (!rc && l.n && (g = H5Gopen2(s->file, "topics", H5P_DEFAULT)) < 0) rc = h5io_fail(s->file, "topics", "cannot open the group");
   for (int j = 0; j < l.n && !rc; j++) {
     topic_set *t = &s->topics[j];
     t->name = l.names[j];
@@ -209,19 +202,22 @@ static int open_topics(hb_shard *s) {
     int64_t n, k = 0;
     H5T_class_t c;
     hid_t ds = -1;
-    if (h5io_len_1d(g, t->name, &n, &c)) { rc = hb_fail_prefix("/topics"); break; }
-    if (c != H5T_INTEGER) { rc = hb_fail("/topics/%s is not an integer dataset", t->name); break; }
-    if (n != s->U) { rc = hb_fail("/topics/%s has %lld entries, num_utts is %lld", t->name, (long long)n, (long long)s->U); break; }
-    if ((ds = H5Dopen2(g, t->name, H5P_DEFAULT)) < 0 || h5io_read_i64_attr(ds, "k", &k)) rc = hb_fail_prefix("/topics/%s", t->name);
+    if (h5io_dims(g, t->name, 1, &n, &c)) { rc = -1; break; }
+    if (c != H5T_INTEGER) { rc = h5io_fail(g, t->name, "not an integer dataset"); break; }
+    if (n != s->U) { rc = h5io_fail(g, t->name, "has %lld entries, num_utts is %lld", (long long)n, (long long)s->U); break; }
+    if ((ds = H5Dopen2(g, t->name, H5P_DEFAULT)) < 0) rc = h5io_fail(g, t->name, "cannot open the dataset");
+    else rc = h5io_read_i64_attr(ds, "k", &k);
     if (ds >= 0) H5Dclose(ds);
-    if (!rc && (k < 1 || k > (1 << 30))) rc = hb_fail("/topics/%s: attribute k = %lld out of range", t->name, (long long)k);
+    if (!rc && (k < 1 || k > (1 << 30))) rc = h5io_fail(g, t->name, "attribute k = %lld out of range", (long long)k);
     if (rc) break;
     t->k = (int)k;
     if (!(t->topic = hb_malloc((size_t)n * sizeof(int32_t) + 4))) { rc = -1; break; }
-    if (h5io_read_1d(g, t->name, H5T_NATIVE_INT32, 0, n, t->topic)) { rc = hb_fail_prefix("/topics"); break; }
+    if (h5io_read_rows(g, t->name, H5T_NATIVE_INT32, 0, n, t->topic)) { rc = -1; break; }
+    char shown[H5IO_WHERE_LEN];
     for (int64_t i = 0; i < n && !rc; i++)
       if (t->topic[i] < 0 || t->topic[i] >= t->k)
-        rc = hb_fail("/topics/%s[%lld] = %d is outside [0, k = %d)", t->name, (long long)i, t->topic[i], t->k);
+        rc = hb_fail("%s[%lld] = %d is outside [0, k = %d)", h5io_where(g, t->name, shown, sizeof shown), (long long)i,
+                     t->topic[i], t->k);
   }
   if (g >= 0) H5Gclose(g);
   free_names(&l);
@@ -229,11 +225,13 @@ static int open_topics(hb_shard *s) {
 }
 
 static int open_strings(hb_shard *s, const char *name, char ***out) {
-  if (H5Lexists(s->file, name, H5P_DEFAULT) <= 0) return 0;
+  if (!h5io_exists(s->file, name)) return 0;
   int64_t n;
-  if (h5io_len_1d(s->file, name, &n, NULL)) return -1;
-  if (n != s->U) return hb_fail("/%s has %lld entries, num_utts is %lld", name, (long long)n, (long long)s->U);
-  return h5io_read_strings(s->file, name, n, out);
+  if (h5io_read_strings(s->file, name, &n, out)) return -1;
+  if (n == s->U) return 0;
+  h5io_free_strings(*out, n);
+  *out = NULL;
+  return h5io_fail(s->file, name, "has %lld entries, num_utts is %lld", (long long)n, (long long)s->U);
 }
 
 static int open_all(hb_shard *s) {
@@ -241,37 +239,35 @@ static int open_all(hb_shard *s) {
   int64_t version = 0, sr = 0;
   if (h5io_read_str_attr(s->file, "format", &fmt)) return -1;
   int bad = strcmp(fmt, HB_SHARD_FORMAT) != 0;
-  if (bad) hb_fail("attribute format is '%s', expected '%s' (not a hubert shard)", fmt, HB_SHARD_FORMAT);
+  if (bad) h5io_fail(s->file, NULL, "attribute format is '%s', expected '%s' (not a hubert shard)", fmt, HB_SHARD_FORMAT);
   free(fmt);
   if (bad) return -1;
   HB_TRY(h5io_read_i64_attr(s->file, "version", &version));
   if (version != HB_SHARD_VERSION)
-    return hb_fail("shard version %lld, this build reads version %d", (long long)version, HB_SHARD_VERSION);
+    return h5io_fail(s->file, NULL, "shard version %lld, this build reads version %d", (long long)version, HB_SHARD_VERSION);
   HB_TRY(h5io_read_i64_attr(s->file, "sample_rate", &sr));
-  if (sr < 1000 || sr > 384000) return hb_fail("attribute sample_rate = %lld is not a sample rate", (long long)sr);
+  if (sr < 1000 || sr > 384000) return h5io_fail(s->file, NULL, "attribute sample_rate = %lld is not a sample rate", (long long)sr);
   s->sample_rate = (int)sr;
   HB_TRY(h5io_read_i64_attr(s->file, "num_utts", &s->U));
-  if (s->U < 0 || s->U > ((int64_t)1 << 40)) return hb_fail("attribute num_utts = %lld out of range", (long long)s->U);
+  if (s->U < 0 || s->U > ((int64_t)1 << 40)) return h5io_fail(s->file, NULL, "attribute num_utts = %lld out of range", (long long)s->U);
   int64_t n;
-  HB_TRY(h5io_len_1d(s->file, "utt_id", &n, NULL));
-  if (n != s->U) return hb_fail("/utt_id has %lld entries, attribute num_utts is %lld", (long long)n, (long long)s->U);
-  HB_TRY(h5io_read_strings(s->file, "utt_id", n, &s->utt_id));
+  HB_TRY(h5io_read_strings(s->file, "utt_id", &n, &s->utt_id));
+  if (n != s->U) {
+    h5io_free_strings(s->utt_id, n);
+    s->utt_id = NULL;
+    return h5io_fail(s->file, "utt_id", "has %lld entries, attribute num_utts is %lld", (long long)n, (long long)s->U);
+  }
   H5T_class_t c;
-  HB_TRY(h5io_len_1d(s->file, "audio", &n, &c));
-  if (c != H5T_INTEGER) return hb_fail("/audio is not an integer (int16) dataset");
-  HB_TRY(read_offsets(s->file, "audio_offsets", "/audio_offsets", s->U, n, &s->audio_off));
-  if (H5Lexists(s->file, "feats", H5P_DEFAULT) > 0) {
-    hid_t ds = H5Dopen2(s->file, "feats", H5P_DEFAULT);
-    hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
-    hsize_t d[2] = {0, 0};
-    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-    if (rank == 2) H5Sget_simple_extent_dims(sp, d, NULL);
-    if (sp >= 0) H5Sclose(sp);
-    if (ds >= 0) H5Dclose(ds);
-    if (rank != 2 || d[1] < 1) return hb_fail("/feats: expected a 2-d (frames, dim) dataset");
+  HB_TRY(h5io_dims(s->file, "audio", 1, &n, &c));
+  if (c != H5T_INTEGER) return h5io_fail(s->file, "audio", "not an integer (int16) dataset");
+  HB_TRY(read_offsets(s->file, "audio_offsets", s->U, n, &s->audio_off));
+  if (h5io_exists(s->file, "feats")) {
+    int64_t d[2];
+    HB_TRY(h5io_dims(s->file, "feats", 2, d, NULL));
+    if (d[1] < 1) return h5io_fail(s->file, "feats", "expected a 2-d (frames, dim) dataset");
     s->feat_dim = (int)d[1];
     int64_t *fo = NULL;
-    HB_TRY(read_offsets(s->file, "feat_offsets", "/feat_offsets", s->U, (int64_t)d[0], &fo));
+    HB_TRY(read_offsets(s->file, "feat_offsets", s->U, d[0], &fo));
     free(fo);
   }
   HB_TRY(open_labels(s));
@@ -284,19 +280,16 @@ static int open_all(hb_shard *s) {
 
 int shard_open(const char *path, hb_shard **out) {
   *out = NULL;
-  h5io_quiet();
-  if (H5Fis_hdf5(path) <= 0) return hb_fail("%s: cannot open (missing, or not an HDF5 file)", path);
   hb_shard *s = hb_calloc(1, sizeof *s);
   if (!s) return -1;
-  s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  s->path = strdup(path);
-  if (s->file < 0 || !s->path) {
+  s->file = -1;
+  if (!(s->path = strdup(path))) {
     shard_close(s);
-    return hb_fail("%s: cannot open as HDF5", path);
+    return hb_fail("%s: out of memory", path);
   }
-  if (open_all(s)) {
+  if (h5io_open(path, &s->file) || open_all(s)) {
     shard_close(s);
-    return hb_fail_prefix("%s", path);
+    return -1;
   }
   *out = s;
   return 0;
@@ -311,7 +304,7 @@ const int64_t *shard_audio_offsets(const hb_shard *s) { return s->audio_off; }
 int shard_read_audio(const hb_shard *s, int64_t i, int16_t *out) {
   if (i < 0 || i >= s->U) return hb_fail("%s: utterance index %lld out of range [0, %lld)", s->path, (long long)i, (long long)s->U);
   int64_t a = s->audio_off[i], n = s->audio_off[i + 1] - a;
-  if (h5io_read_1d(s->file, "audio", H5T_NATIVE_INT16, a, n, out)) return hb_fail_prefix("%s: utterance '%s'", s->path, s->utt_id[i]);
+  if (h5io_read_rows(s->file, "audio", H5T_NATIVE_INT16, a, n, out)) return hb_fail_prefix("utterance '%s'", s->utt_id[i]);
   return 0;
 }
 
@@ -348,7 +341,7 @@ int shard_read_labels(const hb_shard *s, int j, int64_t i, int32_t *out) {
   char name[512];
   snprintf(name, sizeof name, "labels/%s/units", s->labels[j].name);
   int64_t a = s->labels[j].offsets[i], n = s->labels[j].offsets[i + 1] - a;
-  if (h5io_read_1d(s->file, name, H5T_NATIVE_INT32, a, n, out)) return hb_fail_prefix("%s: utterance '%s'", s->path, s->utt_id[i]);
+  if (h5io_read_rows(s->file, name, H5T_NATIVE_INT32, a, n, out)) return hb_fail_prefix("utterance '%s'", s->utt_id[i]);
   return 0;
 }
 

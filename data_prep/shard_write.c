@@ -118,8 +118,8 @@ static int write_shard(const hb_shard_opts *o, const hb_units *L, const hb_topic
   char path[4096], tmp[4200];
   snprintf(path, sizeof path, "%s/%s-%05d.h5", o->out_dir, o->prefix, index);
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) return hb_fail("%s: cannot create", tmp);
+  hid_t f;
+  if (h5io_create(tmp, &f)) return -1;
   int64_t U = (int64_t)b->utt.n;
   int rc = -1;
   if (h5io_write_str_attr(f, "format", HB_SHARD_FORMAT) || h5io_write_i64_attr(f, "version", HB_SHARD_VERSION) ||
@@ -132,25 +132,25 @@ static int write_shard(const hb_shard_opts *o, const hb_units *L, const hb_topic
     int d = 0;
     int64_t fr;
     if (featfile_dataset(ff, "feats", &d, &fr)) goto done;
-    if (h5io_write_2d_f32(f, "feats", b->feats.p, (int64_t)(b->feats.n / (size_t)d), d, 4096 / d + 1)) goto done;
+    int64_t fd[2] = {(int64_t)(b->feats.n / (size_t)d), d};
+    if (h5io_write(f, "feats", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, fd, b->feats.p, 4096 / d + 1)) goto done;
     if (h5io_write_1d(f, "feat_offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, b->feat_off.p, U + 1, 4096)) goto done;
     hid_t ds = H5Dopen2(f, "feats", H5P_DEFAULT);
-    int arc = ds < 0 ? -1 : h5io_write_f64_attr(ds, "rate", featfile_rate(ff));
+    int arc = ds < 0 ? h5io_fail(f, "feats", "cannot open the dataset") : h5io_write_f64_attr(ds, "rate", featfile_rate(ff));
     if (!arc) arc = h5io_write_str_attr(ds, "kind", featfile_kind(ff) ? featfile_kind(ff) : "");
     if (ds >= 0) H5Dclose(ds);
     if (arc) goto done;
   }
   if (o->n_labels) {
     hid_t g = H5Gcreate2(f, "labels", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) { hb_fail("cannot create group /labels"); goto done; }
+    if (g < 0) { h5io_fail(f, "labels", "cannot create the group"); goto done; }
     int lrc = 0;
     for (int j = 0; j < o->n_labels && !lrc; j++) {
       hid_t gj = H5Gcreate2(g, o->labels[j].name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-      lrc = gj < 0 ? hb_fail("cannot create group /labels/%s", o->labels[j].name) : 0;
+      lrc = gj < 0 ? h5io_fail(g, o->labels[j].name, "cannot create the group") : 0;
       if (!lrc) lrc = h5io_write_f64_attr(gj, "rate", L[j].rate) || h5io_write_i64_attr(gj, "k", L[j].k);
       if (!lrc) lrc = h5io_write_1d(gj, "units", H5T_STD_I32LE, H5T_NATIVE_INT32, b->units[j].p, (int64_t)b->units[j].n, 1 << 14);
       if (!lrc) lrc = h5io_write_1d(gj, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, b->unit_off[j].p, U + 1, 4096);
-      if (lrc) hb_fail_prefix("/labels/%s", o->labels[j].name);
       if (gj >= 0) H5Gclose(gj);
     }
     H5Gclose(g);
@@ -158,14 +158,13 @@ static int write_shard(const hb_shard_opts *o, const hb_units *L, const hb_topic
   }
   if (o->n_topics) {
     hid_t g = H5Gcreate2(f, "topics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) { hb_fail("cannot create group /topics"); goto done; }
+    if (g < 0) { h5io_fail(f, "topics", "cannot create the group"); goto done; }
     int trc = 0;
     for (int j = 0; j < o->n_topics && !trc; j++) {
       trc = h5io_write_1d(g, o->topics[j].name, H5T_STD_I32LE, H5T_NATIVE_INT32, b->topics[j].p, U, 4096);
       hid_t ds = trc ? -1 : H5Dopen2(g, o->topics[j].name, H5P_DEFAULT);
-      if (!trc) trc = ds < 0 ? -1 : h5io_write_i64_attr(ds, "k", T[j].k);
+      if (!trc) trc = ds < 0 ? h5io_fail(g, o->topics[j].name, "cannot open the dataset") : h5io_write_i64_attr(ds, "k", T[j].k);
       if (ds >= 0) H5Dclose(ds);
-      if (trc) hb_fail_prefix("/topics/%s", o->topics[j].name);
     }
     H5Gclose(g);
     if (trc) goto done;
@@ -175,10 +174,11 @@ static int write_shard(const hb_shard_opts *o, const hb_units *L, const hb_topic
   if (meta && meta->phones && h5io_write_strings(f, "phones", b->phones.p, U)) goto done;
   rc = 0;
 done:
-  if (H5Fclose(f) < 0 && rc == 0) rc = hb_fail("closing failed (disk full?)");
+  if (rc) H5Fclose(f);
+  else rc = h5io_close(f);
   if (rc) {
     remove(tmp);
-    return hb_fail_prefix("%s", tmp);
+    return -1;
   }
   return file_commit_rename(tmp, path);
 }
@@ -189,7 +189,6 @@ static int valid_name(const char *n) {
 }
 
 int shard_write(const hb_shard_opts *o, hb_shard_stats *stats) {
-  h5io_quiet();
   memset(stats, 0, sizeof *stats);
   if (!(o->shard_mb > 0)) return hb_fail("--shard-mb must be > 0 (got %g)", o->shard_mb);
   for (int j = 0; j < o->n_labels; j++)

@@ -367,28 +367,15 @@ static loader_open_file *worker_open(hb_loader *L, loader_worker *w, int shard) 
   return c;
 }
 
-// Reads elements [start, start + n) of a 1-d dataset.
-static int read_range(hid_t ds, hid_t mem, int64_t start, int64_t n, void *out) {
-  if (n == 0) return 0;
-  hid_t fs = H5Dget_space(ds);
-  if (fs < 0) return -1;
-  hsize_t st = (hsize_t)start, cnt = (hsize_t)n;
-  hid_t ms = H5Screate_simple(1, &cnt, NULL);
-  herr_t e = ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, &st, NULL, &cnt, NULL);
-  if (e >= 0) e = H5Dread(ds, mem, ms, fs, H5P_DEFAULT, out);
-  if (ms >= 0) H5Sclose(ms);
-  H5Sclose(fs);
-  return e < 0 ? -1 : 0;
-}
-
 // Names utterance i of a shard in an error (reads /utt_id only on this path).
 static int fail_utt(hb_loader *L, loader_open_file *c, int64_t i, const char *what) {
   char **ids = NULL;
   const loader_shard *d = &L->shards[c->shard];
   char name[256] = "?";
-  if (h5io_read_strings(c->file, "utt_id", d->U, &ids) == 0) {
-    snprintf(name, sizeof name, "%s", ids[i]);
-    h5io_free_strings(ids, d->U);
+  int64_t n = 0;
+  if (h5io_read_strings(c->file, "utt_id", &n, &ids) == 0) {
+    if (i < n) snprintf(name, sizeof name, "%s", ids[i]);
+    h5io_free_strings(ids, n);
   }
   return hb_fail("%s: utterance %lld '%s': %s", d->path, (long long)i, name, what);
 }
@@ -477,7 +464,7 @@ int loader_build_batch(hb_loader *L, loader_worker *w, const loader_plan *p, int
     if (!c) return -1;
     int64_t rd0 = o->normalize ? 0 : st, rdn = o->normalize ? len : n;
     if (grow((void **)&w->pcm, &w->pcm_cap, (size_t)rdn, sizeof(int16_t))) return -1;
-    if (read_range(c->audio, H5T_NATIVE_INT16, d->audio_off[idx] + rd0, rdn, w->pcm))
+    if (h5io_read_rows(c->audio, NULL, H5T_NATIVE_INT16, d->audio_off[idx] + rd0, rdn, w->pcm))
       return fail_utt(L, c, idx, "cannot read /audio");
     float *dst = b->audio + (size_t)row * (size_t)T;
     if (o->normalize) {   // normalise the whole waveform, then crop
@@ -534,7 +521,7 @@ int loader_build_batch(hb_loader *L, loader_worker *w, const loader_plan *p, int
       int32_t *dst = b->labels[j] + (size_t)row * (size_t)LT;
       loader_open_file *c = worker_open(L, w, L->u_shard[u]);
       if (!c) return -1;
-      if (read_range(c->units[j], H5T_NATIVE_INT32, d->lab_off[j][idx] + fs, got, dst)) {
+      if (h5io_read_rows(c->units[j], NULL, H5T_NATIVE_INT32, d->lab_off[j][idx] + fs, got, dst)) {
         char what[300];
         snprintf(what, sizeof what, "cannot read /%s", L->lab_dset[j]);
         return fail_utt(L, c, idx, what);
