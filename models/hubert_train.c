@@ -9,8 +9,7 @@
 
 #include "common/error.h"
 #include "common/rng.h"
-
-#define CONV_LN_EPS 1e-5f  // the conv extractor's norms use PyTorch's default eps
+#include "models/hubert_blocks.h"
 
 // Dropout sites: the mask seed is rng_derive_seed(step seed, site), so every site and layer has
 // its own stream and the backward regenerates it.
@@ -189,72 +188,20 @@ static int dropout_copy(hb_ctx *ctx, const hb_train_arena *a, float *dst, const 
   return ctx->be->dropout(ctx, dst, src, n, pf, site_seed(a->seed, layer, site));
 }
 
-static int forward_extractor(hb_model *m, hb_train_arena *a, const float *wave, int B, long L, int *Tout) {
-  const hb_config *c = &m->cfg;
-  const hb_backend *be = m->ctx->be;
-  hb_ctx *ctx = m->ctx;
-  const float *x = wave;
-  int T = (int)L, Cin = 1;
-  for (int l = 0; l < c->num_conv; l++) {
-    const hb_conv_params *cp = &m->p.conv[l];
-    const int Co = c->conv_dim[l], K = c->conv_kernel[l], S = c->conv_stride[l];
-    const int To = (T - K) / S + 1;
-    const size_t n = (size_t)B * To * Co;
-    HB_TRY(be->conv1d(ctx, a->conv_pre[l], x, cp->w, cp->b, B, T, Cin, Co, K, S, 0, 1));
-    const float *gin = a->conv_pre[l];
-    if (c->feat_extract_norm_layer) {
-      HB_TRY(be->layer_norm_train(ctx, a->conv_nrm[l], a->conv_st[l], a->conv_pre[l], cp->norm_w, cp->norm_b, B * To, Co,
-                                  CONV_LN_EPS));
-      gin = a->conv_nrm[l];
-    } else if (l == 0) {
-      HB_TRY(be->group_norm_train(ctx, a->conv_nrm[l], a->conv_st[l], a->conv_pre[l], cp->norm_w, cp->norm_b, B, To, Co,
-                                  Co, CONV_LN_EPS));
-      gin = a->conv_nrm[l];
-    }
-    HB_TRY(be->gelu(ctx, a->conv_act[l], gin, n));
-    x = a->conv_act[l];
-    T = To;
-    Cin = Co;
-  }
-  *Tout = T;
-  return 0;
+static hb_drop_site drop_site(const hb_train_arena *a, double p, int layer, int site) {
+  const hb_drop_site d = {drop_p(a, p), site_seed(a->seed, layer, site)};
+  return d;
 }
 
-static int forward_layer(hb_model *m, hb_train_arena *a, int l, const float *x, int B, int T) {
-  const hb_config *c = &m->cfg;
-  const hb_backend *be = m->ctx->be;
-  hb_ctx *ctx = m->ctx;
-  const hb_layer_params *lp = &m->p.layers[l];
-  hb_layer_acts *s = &a->layer[l];
-  const int H = c->hidden_size, FF = c->intermediate_size, NH = c->num_attention_heads, Dh = H / NH, N = B * T;
-  const float eps = (float)c->layer_norm_eps;
-  const size_t n = (size_t)N * H;
-  const int pre = c->do_stable_layer_norm;
-  const float *in = x;
-  if (pre) {
-    HB_TRY(be->layer_norm_train(ctx, s->a, s->st1, x, lp->ln1_w, lp->ln1_b, N, H, eps));
-    in = s->a;
-  }
-  HB_TRY(be->linear(ctx, s->q, in, lp->q_w, lp->q_b, N, H, H));
-  HB_TRY(be->linear(ctx, s->k, in, lp->k_w, lp->k_b, N, H, H));
-  HB_TRY(be->linear(ctx, s->v, in, lp->v_w, lp->v_b, N, H, H));
-  HB_TRY(be->attention_train(ctx, s->att, s->lse, s->q, s->k, s->v, a->frames, B, T, NH, Dh, 1.0f / sqrtf((float)Dh),
-                             drop_p(a, c->attention_dropout), att_prob_seed(a->seed, l)));
-  HB_TRY(be->linear(ctx, a->gt, s->att, lp->o_w, lp->o_b, N, H, H));  // gt: forward scratch
-  HB_TRY(dropout_inplace(ctx, a, a->gt, n, c->hidden_dropout, l, SITE_ATT));
-  HB_TRY(be->add(ctx, s->r1, x, a->gt, n));
-  if (pre) HB_TRY(be->layer_norm_train(ctx, s->h1, s->st2, s->r1, lp->ln2_w, lp->ln2_b, N, H, eps));
-  else HB_TRY(be->layer_norm_train(ctx, s->h1, s->st1, s->r1, lp->ln1_w, lp->ln1_b, N, H, eps));
-  HB_TRY(be->linear(ctx, s->ffp, s->h1, lp->ff1_w, lp->ff1_b, N, H, FF));
-  HB_TRY(be->gelu(ctx, s->ffa, s->ffp, (size_t)N * FF));
-  HB_TRY(dropout_inplace(ctx, a, s->ffa, (size_t)N * FF, c->activation_dropout, l, SITE_ACT));
-  HB_TRY(be->linear(ctx, a->gt, s->ffa, lp->ff2_w, lp->ff2_b, N, FF, H));
-  HB_TRY(dropout_inplace(ctx, a, a->gt, n, c->hidden_dropout, l, SITE_FFN));
-  if (pre) return be->add(ctx, s->out, s->r1, a->gt, n);
-  HB_TRY(be->add(ctx, s->r2, s->h1, a->gt, n));
-  return be->layer_norm_train(ctx, s->out, s->st2, s->r2, lp->ln2_w, lp->ln2_b, N, H, eps);
+// The dropout sites of encoder layer l (all off in eval mode).
+static hb_layer_drop layer_drop(const hb_train_arena *a, const hb_config *c, int l) {
+  const hb_layer_drop d = {drop_site(a, c->hidden_dropout, l, SITE_ATT),
+                           {drop_p(a, c->attention_dropout), att_prob_seed(a->seed, l)},
+                           drop_site(a, c->activation_dropout, l, SITE_ACT), drop_site(a, c->hidden_dropout, l, SITE_FFN)};
+  return d;
 }
 
+// The shared blocks (models/hubert_blocks.h) with every activation saved in its own arena slot.
 int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const long *lengths, int B, long L,
                         const uint8_t *mask, int *frames, int *Tp, const hb_train_opts *opts) {
   const hb_config *c = &m->cfg;
@@ -274,23 +221,20 @@ int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const
   a->wave = wave;
   a->train = opts && opts->train;
   a->seed = opts ? opts->seed : 0;
+  hb_conv_slots cs;
+  memcpy(cs.pre, a->conv_pre, sizeof cs.pre);
+  memcpy(cs.nrm, a->conv_nrm, sizeof cs.nrm);
+  memcpy(cs.act, a->conv_act, sizeof cs.act);
+  memcpy(cs.st, a->conv_st, sizeof cs.st);
   int T;
-  HB_TRY(forward_extractor(m, a, wave, B, L, &T));
+  HB_TRY(blocks_extractor(m, &cs, wave, B, L, &T));
   *Tp = a->T = T;
-  const int Cc = c->conv_dim[c->num_conv - 1], H = c->hidden_size, N = B * T, NL = c->num_hidden_layers;
-  const float eps = (float)c->layer_norm_eps;
-  const size_t n = (size_t)N * H;
+  const int H = c->hidden_size, N = B * T, NL = c->num_hidden_layers;
   a->features = a->conv_act[c->num_conv - 1];
 
   // Projection -> dropout -> zero padding -> mask embedding (x0).
-  const float *fin = a->features;
-  if (c->feat_proj_layer_norm) {
-    HB_TRY(be->layer_norm_train(ctx, a->fp_ln, a->fp_st, a->features, m->p.fp_ln_w, m->p.fp_ln_b, N, Cc, eps));
-    fin = a->fp_ln;
-  }
-  HB_TRY(be->linear(ctx, a->x0, fin, m->p.fp_w, m->p.fp_b, N, Cc, H));
-  HB_TRY(dropout_inplace(ctx, a, a->x0, n, c->feat_proj_dropout, -1, SITE_PROJ));
-  HB_TRY(be->mask_padding(ctx, a->x0, a->frames, B, T, H));
+  HB_TRY(blocks_project(m, a->x0, a->fp_ln, a->fp_st, a->features, a->frames, B, T,
+                        drop_site(a, c->feat_proj_dropout, -1, SITE_PROJ)));
   a->has_mask = mask != NULL;
   if (mask) {
     memcpy(a->mask, mask, (size_t)N);
@@ -303,17 +247,9 @@ int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const
     HB_TRY(apply_channel_mask(ctx, a, a->x0, B, T, H));
   }
 
-  // Positional embedding: e = x0 + GELU(conv(x0))[:T] (even kernels give T + 1 frames).
-  const int K = c->num_conv_pos_embeddings, G = c->num_conv_pos_embedding_groups;
-  const int Tpos = T + 2 * (K / 2) - K + 1;
-  HB_TRY(be->weight_norm(ctx, a->pos_w, m->p.pos_v, m->p.pos_g, H, H / G, K));
-  HB_TRY(be->conv1d(ctx, a->pc, a->x0, a->pos_w, m->p.pos_b, B, T, H, H, K, 1, K / 2, G));
-  HB_TRY(be->gelu(ctx, a->gpc, a->pc, (size_t)B * Tpos * H));  // gpc: forward scratch
-  for (int b = 0; b < B; b++)
-    HB_TRY(be->add(ctx, a->e + (size_t)b * T * H, a->x0 + (size_t)b * T * H, a->gpc + (size_t)b * Tpos * H, (size_t)T * H));
-  if (c->do_stable_layer_norm) HB_TRY(be->copy(ctx, a->h0, a->e, sizeof(float) * n));
-  else HB_TRY(be->layer_norm_train(ctx, a->h0, a->enc_st, a->e, m->p.enc_ln_w, m->p.enc_ln_b, N, H, eps));
-  HB_TRY(dropout_inplace(ctx, a, a->h0, n, c->hidden_dropout, -1, SITE_ENC));
+  // Positional embedding: e = x0 + GELU(pc)[:T], h0 = drop([encoder LN] e); gpc: forward scratch.
+  HB_TRY(blocks_pos_embed(m, a->h0, a->e, a->enc_st, a->pc, a->gpc, a->pos_w, a->x0, B, T,
+                          drop_site(a, c->hidden_dropout, -1, SITE_ENC)));
 
   // LayerDrop draws come from their own stream of the step seed.
   hb_rng r;
@@ -325,11 +261,13 @@ int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const
       a->hidden[l + 1] = a->hidden[l];
       continue;
     }
-    HB_TRY(forward_layer(m, a, l, a->hidden[l], B, T));
+    const hb_layer_drop ld = layer_drop(a, c, l);
+    HB_TRY(blocks_layer(m, l, &a->layer[l], a->gt, a->hidden[l], a->frames, B, T, &ld));  // gt: forward scratch
     a->hidden[l + 1] = a->layer[l].out;
   }
   if (c->do_stable_layer_norm) {
-    HB_TRY(be->layer_norm_train(ctx, a->hN, a->fin_st, a->hidden[NL], m->p.enc_ln_w, m->p.enc_ln_b, N, H, eps));
+    HB_TRY(be->layer_norm_train(ctx, a->hN, a->fin_st, a->hidden[NL], m->p.enc_ln_w, m->p.enc_ln_b, N, H,
+                                (float)c->layer_norm_eps));
     a->hidden[NL] = a->hN;
   }
   return 0;

@@ -22,23 +22,12 @@
 #include <stdint.h>
 
 #include "models/hubert.h"
+#include "models/hubert_blocks.h"  // hb_layer_acts: one layer's saved activations
 
 typedef struct {
   int train;      // 1: dropout and LayerDrop as configured; 0: deterministic (eval-mode) forward
   uint64_t seed;  // Philox seed of this step's dropout masks and LayerDrop draws
 } hb_train_opts;
-
-// Saved activations of one encoder layer, each (B, T, H) unless noted; NULL where unused.
-typedef struct {
-  float *a;               // pre-LN: LN1(x) (the attention input)
-  float *q, *k, *v, *att; // projections and attention output (before out_proj)
-  float *lse;             // (B, NH, T) attention logsumexp
-  float *r1, *h1;         // first residual sum; its normalised form (the FFN input)
-  float *ffp, *ffa;       // (B, T, FF): ff1 output (GELU input); GELU output after dropout
-  float *r2;              // post-LN: second residual sum (LN2 input)
-  float *out;             // the layer output (hidden[l + 1] unless the layer was dropped)
-  float *st1, *st2;       // (B*T, 2) layer-norm statistics of LN1 / LN2
-} hb_layer_acts;
 
 typedef struct {
   int max_B;
