@@ -104,6 +104,7 @@ int cuda_fill_rows(hb_ctx *ctx, float *y, const float *bias, size_t rows, int C)
 // x^T: w's row-major storage is w^T column-major (lda Cin), hence op(A) = T; x's storage is x^T
 // column-major (ldb Cin). Bias: rows prefilled, beta = 1.
 int cuda_linear(hb_ctx *ctx, float *y, const float *x, const float *w, const float *bias, int N, int Cin, int Cout) {
+  if (ctx->precision == HB_PRECISION_BF16) return cuda_linear_bf16(ctx, y, x, w, bias, N, Cin, Cout);
   if (N <= 0 || Cout <= 0) return 0;
   const float alpha = 1.0f;
   float beta = 0.0f;

@@ -46,6 +46,12 @@ int cuda_conv1d_backward(hb_ctx *ctx, float *dx, float *dw, float *dbias, const 
                          const float *w, int B, int Tin, int Cin, int Cout, int K, int stride, int pad, int groups);
 int cuda_linear_backward(hb_ctx *ctx, float *dx, float *dw, float *dbias, const float *dy, const float *x,
                          const float *w, int N, int Cin, int Cout);
+// Mixed precision (ctx->precision == HB_PRECISION_BF16; kernels/cuda/cuda_linear_bf16.cu): the
+// GEMMs of linear / linear_backward with bf16 inputs, fp32 accumulation and outputs.
+int cuda_linear_bf16(hb_ctx *ctx, float *y, const float *x, const float *w, const float *bias, int N, int Cin,
+                     int Cout);
+int cuda_linear_backward_bf16(hb_ctx *ctx, float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                              const float *w, int N, int Cin, int Cout);
 int cuda_layer_norm_train(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
                           const float *beta, int N, int C, float eps);
 int cuda_layer_norm_backward(hb_ctx *ctx, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,

@@ -55,6 +55,7 @@ int cuda_linear_backward(hb_ctx *ctx, float *dx, float *dw, float *dbias, const 
                          const float *w, int N, int Cin, int Cout) {
   if (N < 0 || Cin < 1 || Cout < 1) return hb_fail("linear_backward: bad shape N=%d Cin=%d Cout=%d", N, Cin, Cout);
   if (N == 0) return 0;
+  if (ctx->precision == HB_PRECISION_BF16) return cuda_linear_backward_bf16(ctx, dx, dw, dbias, dy, x, w, N, Cin, Cout);
   cublasHandle_t h = cuda_st(ctx)->blas;
   const float one = 1.0f, zero = 0.0f;
   if (dx) CHECK_CUBLAS(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, Cin, N, Cout, &one, w, Cin, dy, Cout, &zero, dx, Cin));
