@@ -6,7 +6,7 @@
 
 #include "common/error.h"
 
-#if defined(__FMA__) && defined(__AVX__)
+#if (defined(__FMA__) && defined(__AVX__)) || KM_HAVE_F16C
 #include <immintrin.h>
 #endif
 
@@ -179,3 +179,108 @@ void km_cand_rows(const float *x, int64_t n, int d, const float *xsq, const km_p
     }
   }
 }
+
+// ---- k-means++ candidates for large d: dot products along d --------------------------------
+// 2 rows x 4 candidates per register block: 8 accumulators over 8-element chunks of d (6 loads
+// per 8 FMAs, all from contiguous rows), reduced across lanes once per (row, candidate). The two
+// rows stay in L1 across the candidate groups, so each row is read from memory once per call;
+// rows 4 ahead are prefetched (the hardware prefetcher alone leaves the loop waiting on memory).
+// The rows are float32, or IEEE half (F16C builds): half the bytes of this memory-bound pass.
+typedef float v8fu __attribute__((vector_size(32), aligned(4)));  // unaligned access
+
+KM_INLINE v8f ldu8(const float *p) { return *(const v8fu *)p; }
+KM_INLINE float ld1(const float *p) { return *p; }
+#if KM_HAVE_F16C
+KM_INLINE v8f ldh8(const uint16_t *p) { return (v8f)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+KM_INLINE float ldh1(const uint16_t *p) { return _cvtsh_ss(*p); }
+#endif
+
+KM_INLINE float hsum8(v8f v) {
+  const float a = (v[0] + v[4]) + (v[1] + v[5]), b = (v[2] + v[6]) + (v[3] + v[7]);
+  return a + b;
+}
+
+#define KM_PF_ROWS 4  // prefetch distance in rows
+
+// dot[r][t] = x_r . c_t for rows x0, x1 (x1 may equal x0 for a single row) and 4 candidates;
+// pf0/pf1: rows to prefetch (may be x0/x1 themselves), one line per 64 bytes of row. Written
+// with one named accumulator per (row, candidate): GCC keeps them all in registers that way.
+#define KM_CAND_DOT(NAME, XT, LOAD8, LOAD1)                                                              \
+  static void NAME##_r4(const XT *x0, const XT *x1, int d, const float *const c[4], const XT *pf0,      \
+                        const XT *pf1, float dot[2][4]) {                                               \
+    const float *c0 = c[0], *c1 = c[1], *c2 = c[2], *c3 = c[3];                                         \
+    v8f a00 = {0}, a01 = {0}, a02 = {0}, a03 = {0}, a10 = {0}, a11 = {0}, a12 = {0}, a13 = {0};         \
+    const int line = 64 / (int)sizeof(XT);                                                              \
+    int j = 0;                                                                                          \
+    for (; j + 8 <= d; j += 8) {                                                                        \
+      if (j % line == 0) {                                                                              \
+        __builtin_prefetch(pf0 + j, 0, 3);                                                              \
+        __builtin_prefetch(pf1 + j, 0, 3);                                                              \
+      }                                                                                                 \
+      const v8f xa = LOAD8(x0 + j), xb = LOAD8(x1 + j);                                                 \
+      v8f w = ldu8(c0 + j);                                                                             \
+      a00 = fma8(xa, w, a00); a10 = fma8(xb, w, a10);                                                   \
+      w = ldu8(c1 + j);                                                                                 \
+      a01 = fma8(xa, w, a01); a11 = fma8(xb, w, a11);                                                   \
+      w = ldu8(c2 + j);                                                                                 \
+      a02 = fma8(xa, w, a02); a12 = fma8(xb, w, a12);                                                   \
+      w = ldu8(c3 + j);                                                                                 \
+      a03 = fma8(xa, w, a03); a13 = fma8(xb, w, a13);                                                   \
+    }                                                                                                   \
+    float s[2][4] = {{hsum8(a00), hsum8(a01), hsum8(a02), hsum8(a03)},                                  \
+                     {hsum8(a10), hsum8(a11), hsum8(a12), hsum8(a13)}};                                 \
+    for (; j < d; j++)                                                                                  \
+      for (int t = 0; t < 4; t++) {                                                                     \
+        s[0][t] += LOAD1(x0 + j) * c[t][j];                                                             \
+        s[1][t] += LOAD1(x1 + j) * c[t][j];                                                             \
+      }                                                                                                 \
+    memcpy(dot, s, sizeof s);                                                                           \
+  }                                                                                                     \
+  void NAME(const XT *x, int64_t n, int d, const float *xsq, const float *cand, const float *csq, int T, \
+            int ld, const float *closest, float *dist, double *pot) {                                   \
+    const int ng = (T + 3) / 4;                                                                         \
+    for (int64_t b0 = 0; b0 < n; b0 += 256) { /* float partials per 256 rows, flushed in order */       \
+      const int64_t b1 = b0 + 256 < n ? b0 + 256 : n;                                                   \
+      float acc[64] = {0};                                                                              \
+      for (int64_t i = b0; i < b1;) {                                                                   \
+        const int R = b1 - i >= 2 ? 2 : 1;                                                              \
+        const XT *x0 = x + (size_t)i * d, *x1 = R == 2 ? x0 + d : x0;                                   \
+        for (int g = 0; g < ng; g++) {                                                                  \
+          const int t0 = 4 * g, nt = T - t0 < 4 ? T - t0 : 4;                                           \
+          const float *c[4];                                                                            \
+          for (int t = 0; t < 4; t++) c[t] = cand + (size_t)(t < nt ? t0 + t : t0) * d;                 \
+          const int pf = g == 0 && i + KM_PF_ROWS + 2 <= n;                                             \
+          float dot[2][4];                                                                              \
+          NAME##_r4(x0, x1, d, c, pf ? x0 + (size_t)KM_PF_ROWS * d : x0,                                \
+                    pf ? x0 + (size_t)(KM_PF_ROWS + 1) * d : x1, dot);                                  \
+          for (int r = 0; r < R; r++)                                                                   \
+            for (int t = 0; t < nt; t++) {                                                              \
+              float e = (csq[t0 + t] + xsq[i + r]) - 2.0f * dot[r][t];                                  \
+              e = e > 0 ? e : 0;                                                                        \
+              dist[(size_t)(i + r) * ld + t0 + t] = e;                                                  \
+              acc[t0 + t] += e < closest[i + r] ? e : closest[i + r];                                   \
+            }                                                                                           \
+        }                                                                                               \
+        i += R;                                                                                         \
+      }                                                                                                 \
+      for (int t = 0; t < T; t++) pot[t] += acc[t];                                                     \
+    }                                                                                                   \
+  }
+
+KM_CAND_DOT(km_cand_rows_dot, float, ldu8, ld1)
+#if KM_HAVE_F16C
+KM_CAND_DOT(km_cand_rows_dot_h, uint16_t, ldh8, ldh1)
+
+void km_to_half(const float *x, size_t n, uint16_t *out) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; i++) out[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+void km_from_half(const uint16_t *h, size_t n, float *out) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+  for (; i < n; i++) out[i] = _cvtsh_ss(h[i]);
+}
+#endif
