@@ -13,7 +13,7 @@
 #include "common/fileutil.h"
 #include "common/rng.h"
 #include "data_prep/featfile.h"
-#include "data_prep/h5lite.h"
+#include "data_prep/h5io.h"
 #include "data_prep/kmeans.h"
 #include "data_prep/labelfile.h"
 
@@ -35,16 +35,16 @@ static void km_model_free(km_model *m) {
 static int km_model_read(const char *path, km_model *m) {
   memset(m, 0, sizeof *m);
   hid_t f;
-  if (h5l_open(path, &f)) return -1;
+  if (h5io_open(path, &f)) return -1;
   char *fmt = NULL;
   int64_t k = 0, dim = 0, dims[2];
   void *c = NULL;
   int rc = -1;
-  if (h5l_attr_read_str(f, path, "format", &fmt)) { hb_fail_prefix("not a k-means model"); goto done; }
+  if (h5io_read_str_attr(f, "format", &fmt)) { hb_fail_prefix("not a k-means model"); goto done; }
   if (strcmp(fmt, KM_FORMAT)) { hb_fail("%s: format is '%s', expected '%s'", path, fmt, KM_FORMAT); goto done; }
-  if (h5l_attr_read_str(f, path, "kind", &m->kind) || h5l_attr_read_str(f, path, "dataset", &m->dataset) ||
-      h5l_attr_read_int64(f, path, "k", &k) || h5l_attr_read_int64(f, path, "dim", &dim) ||
-      h5l_attr_read_double(f, path, "rate", &m->rate) || h5l_read(f, path, "centroids", H5T_NATIVE_FLOAT, 2, dims, &c))
+  if (h5io_read_str_attr(f, "kind", &m->kind) || h5io_read_str_attr(f, "dataset", &m->dataset) ||
+      h5io_read_i64_attr(f, "k", &k) || h5io_read_i64_attr(f, "dim", &dim) ||
+      h5io_read_f64_attr(f, "rate", &m->rate) || h5io_read(f, "centroids", H5T_NATIVE_FLOAT, 2, dims, &c))
     goto done;
   m->centroids = c;
   if (k <= 0 || dim <= 0 || dims[0] != k || dims[1] != dim) {
@@ -59,7 +59,7 @@ static int km_model_read(const char *path, km_model *m) {
   rc = 0;
 done:
   free(fmt);
-  h5l_close(f);
+  H5Fclose(f);
   if (rc) km_model_free(m);
   return rc;
 }
@@ -184,19 +184,17 @@ static int kmeans_fit_cmd(const hb_command *cmd, int argc, char **argv) {
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.tmp", out);
   hid_t f;
-  int64_t k64 = p.k, d64 = dim, cd[2] = {p.k, dim}, nf = total;
-  uint64_t useed = (uint64_t)seed;
-  int wrc = h5l_create(tmp, &f);
+  int64_t cd[2] = {p.k, dim};
+  int wrc = h5io_create(tmp, &f);
   if (!wrc) {
-    wrc = h5l_attr_write_str(f, tmp, "format", KM_FORMAT) || h5l_attr_write_str(f, tmp, "kind", kind) ||
-          h5l_attr_write_str(f, tmp, "dataset", layer) || h5l_attr_write_num(f, tmp, "k", H5T_NATIVE_INT64, &k64) ||
-          h5l_attr_write_num(f, tmp, "dim", H5T_NATIVE_INT64, &d64) ||
-          h5l_attr_write_num(f, tmp, "rate", H5T_NATIVE_DOUBLE, &rate) ||
-          h5l_attr_write_num(f, tmp, "inertia", H5T_NATIVE_DOUBLE, &st.inertia) ||
-          h5l_attr_write_num(f, tmp, "n_frames", H5T_NATIVE_INT64, &nf) ||
-          h5l_attr_write_num(f, tmp, "seed", H5T_NATIVE_UINT64, &useed) ||
-          h5l_write(f, tmp, "centroids", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 2, cd, cent);
-    if (H5Fclose(f) < 0 && !wrc) wrc = hb_fail("%s: cannot close", tmp);
+    wrc = h5io_write_str_attr(f, "format", KM_FORMAT) || h5io_write_str_attr(f, "kind", kind) ||
+          h5io_write_str_attr(f, "dataset", layer) || h5io_write_i64_attr(f, "k", p.k) ||
+          h5io_write_i64_attr(f, "dim", dim) || h5io_write_f64_attr(f, "rate", rate) ||
+          h5io_write_f64_attr(f, "inertia", st.inertia) || h5io_write_i64_attr(f, "n_frames", total) ||
+          h5io_write_i64_attr(f, "seed", seed) ||
+          h5io_write(f, "centroids", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, cd, cent, 0);
+    if (wrc) H5Fclose(f);
+    else wrc = h5io_close(f);
     if (!wrc) wrc = file_commit_rename(tmp, out);
     if (wrc) remove(tmp);
   }

@@ -13,7 +13,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/fileutil.h"
-#include "data_prep/h5lite.h"
+#include "data_prep/h5io.h"
 #include "data_prep/labelfile.h"
 #include "data_prep/lda.h"
 #include "data_prep/topicdocs.h"
@@ -67,23 +67,22 @@ static int write_model(const char *out, const hb_lda_model *m, const hb_topicdoc
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.tmp", out);
   hid_t f;
-  if (h5l_create(tmp, &f)) return -1;
-  int64_t k = m->k, ku = td->k_units, ng = td->ngram, nm = td->n_merges, mi = m->max_doc_update_iter;
+  if (h5io_create(tmp, &f)) return -1;
   int64_t cd[2] = {m->k, m->n_words}, vd[2] = {td->n_vocab, td->ngram}, md[2] = {td->n_merges, 2};
-  int rc = h5l_attr_write_str(f, tmp, "format", TM_FORMAT) || h5l_attr_write_num(f, tmp, "k", H5T_NATIVE_INT64, &k) ||
-           h5l_attr_write_num(f, tmp, "k_units", H5T_NATIVE_INT64, &ku) ||
-           h5l_attr_write_num(f, tmp, "ngram", H5T_NATIVE_INT64, &ng) ||
-           h5l_attr_write_num(f, tmp, "n_merges", H5T_NATIVE_INT64, &nm) ||
-           h5l_attr_write_num(f, tmp, "doc_topic_prior", H5T_NATIVE_DOUBLE, &m->doc_topic_prior) ||
-           h5l_attr_write_num(f, tmp, "topic_word_prior", H5T_NATIVE_DOUBLE, &m->topic_word_prior) ||
-           h5l_attr_write_num(f, tmp, "mean_change_tol", H5T_NATIVE_DOUBLE, &m->mean_change_tol) ||
-           h5l_attr_write_num(f, tmp, "max_doc_update_iter", H5T_NATIVE_INT64, &mi) ||
-           h5l_attr_write_num(f, tmp, "perplexity", H5T_NATIVE_DOUBLE, &perp) ||
-           h5l_attr_write_str(f, tmp, "source", src) ||
-           h5l_write(f, tmp, "components", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 2, cd, m->components) ||
-           h5l_write(f, tmp, "vocab", H5T_NATIVE_INT32, H5T_STD_I32LE, 2, vd, td->vocab) ||
-           (td->n_merges && h5l_write(f, tmp, "merges", H5T_NATIVE_INT32, H5T_STD_I32LE, 2, md, td->merges));
-  if (H5Fclose(f) < 0 && !rc) rc = hb_fail("%s: cannot close", tmp);
+  int rc = h5io_write_str_attr(f, "format", TM_FORMAT) || h5io_write_i64_attr(f, "k", m->k) ||
+           h5io_write_i64_attr(f, "k_units", td->k_units) || h5io_write_i64_attr(f, "ngram", td->ngram) ||
+           h5io_write_i64_attr(f, "n_merges", td->n_merges) ||
+           h5io_write_f64_attr(f, "doc_topic_prior", m->doc_topic_prior) ||
+           h5io_write_f64_attr(f, "topic_word_prior", m->topic_word_prior) ||
+           h5io_write_f64_attr(f, "mean_change_tol", m->mean_change_tol) ||
+           h5io_write_i64_attr(f, "max_doc_update_iter", m->max_doc_update_iter) ||
+           h5io_write_f64_attr(f, "perplexity", perp) ||
+           h5io_write_str_attr(f, "source", src) ||
+           h5io_write(f, "components", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, cd, m->components, 0) ||
+           h5io_write(f, "vocab", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, vd, td->vocab, 0) ||
+           (td->n_merges && h5io_write(f, "merges", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, md, td->merges, 0));
+  if (rc) H5Fclose(f);
+  else rc = h5io_close(f);
   if (!rc) rc = file_commit_rename(tmp, out);
   if (rc) remove(tmp);
   return rc ? -1 : 0;
@@ -93,19 +92,19 @@ static int read_model(const char *path, hb_lda_model *m, hb_topicdocs *td) {
   memset(m, 0, sizeof *m);
   memset(td, 0, sizeof *td);
   hid_t f;
-  if (h5l_open(path, &f)) return -1;
+  if (h5io_open(path, &f)) return -1;
   char *fmt = NULL;
   int64_t k, ku, ng, nm, mi, cd[2], vd[2], md[2] = {0, 2};
   void *comp = NULL, *vocab = NULL, *merges = NULL;
   int rc = -1;
-  if (h5l_attr_read_str(f, path, "format", &fmt)) { hb_fail_prefix("not a topic model"); goto done; }
+  if (h5io_read_str_attr(f, "format", &fmt)) { hb_fail_prefix("not a topic model"); goto done; }
   if (strcmp(fmt, TM_FORMAT)) { hb_fail("%s: format is '%s', expected '%s'", path, fmt, TM_FORMAT); goto done; }
-  if (h5l_attr_read_int64(f, path, "k", &k) || h5l_attr_read_int64(f, path, "k_units", &ku) ||
-      h5l_attr_read_int64(f, path, "ngram", &ng) || h5l_attr_read_int64(f, path, "n_merges", &nm) ||
-      h5l_attr_read_int64(f, path, "max_doc_update_iter", &mi) ||
-      h5l_attr_read_double(f, path, "doc_topic_prior", &m->doc_topic_prior) ||
-      h5l_attr_read_double(f, path, "topic_word_prior", &m->topic_word_prior) ||
-      h5l_attr_read_double(f, path, "mean_change_tol", &m->mean_change_tol))
+  if (h5io_read_i64_attr(f, "k", &k) || h5io_read_i64_attr(f, "k_units", &ku) ||
+      h5io_read_i64_attr(f, "ngram", &ng) || h5io_read_i64_attr(f, "n_merges", &nm) ||
+      h5io_read_i64_attr(f, "max_doc_update_iter", &mi) ||
+      h5io_read_f64_attr(f, "doc_topic_prior", &m->doc_topic_prior) ||
+      h5io_read_f64_attr(f, "topic_word_prior", &m->topic_word_prior) ||
+      h5io_read_f64_attr(f, "mean_change_tol", &m->mean_change_tol))
     goto done;
   if (k <= 0 || k > 100000 || ku <= 0 || ku > (1 << 30) || ng < 1 || ng > 8 || nm < 0 || nm > 1000000 || mi < 0 ||
       !(m->doc_topic_prior > 0) || !(m->topic_word_prior > 0)) {
@@ -113,9 +112,9 @@ static int read_model(const char *path, hb_lda_model *m, hb_topicdocs *td) {
             (long long)ng, (long long)nm);
     goto done;
   }
-  if (h5l_read(f, path, "components", H5T_NATIVE_DOUBLE, 2, cd, &comp) || h5l_read(f, path, "vocab", H5T_NATIVE_INT32, 2, vd, &vocab))
+  if (h5io_read(f, "components", H5T_NATIVE_DOUBLE, 2, cd, &comp) || h5io_read(f, "vocab", H5T_NATIVE_INT32, 2, vd, &vocab))
     goto done;
-  if (nm && h5l_read(f, path, "merges", H5T_NATIVE_INT32, 2, md, &merges)) goto done;
+  if (nm && h5io_read(f, "merges", H5T_NATIVE_INT32, 2, md, &merges)) goto done;
   if (cd[0] != k || vd[1] != ng || cd[1] != vd[0] || md[0] != nm || md[1] != 2 || vd[0] <= 0 || vd[0] > INT32_MAX) {
     hb_fail("%s: /components (%lld, %lld), /vocab (%lld, %lld), /merges (%lld, %lld) do not match k=%lld ngram=%lld n_merges=%lld",
             path, (long long)cd[0], (long long)cd[1], (long long)vd[0], (long long)vd[1], (long long)md[0], (long long)md[1],
@@ -134,7 +133,7 @@ static int read_model(const char *path, hb_lda_model *m, hb_topicdocs *td) {
   rc = 0;
 done:
   free(fmt); free(comp); free(vocab); free(merges);
-  h5l_close(f);
+  H5Fclose(f);
   return rc;
 }
 

@@ -8,19 +8,19 @@
 
 #include "common/error.h"
 #include "common/fileutil.h"
-#include "data_prep/h5lite.h"
+#include "data_prep/h5io.h"
 
 #define UNITS_FORMAT "hubert-units"
 #define TOPICS_FORMAT "hubert-topics"
 
 void labelfile_free_units(hb_units *u) {
-  h5l_free_strings(u->n_utts, u->utt_id);
+  h5io_free_strings(u->utt_id, u->n_utts);
   free(u->offsets); free(u->units); free(u->source);
   memset(u, 0, sizeof *u);
 }
 
 void labelfile_free_topics(hb_topics *t) {
-  h5l_free_strings(t->n_utts, t->utt_id);
+  h5io_free_strings(t->utt_id, t->n_utts);
   free(t->topics); free(t->mixture); free(t->source);
   memset(t, 0, sizeof *t);
 }
@@ -34,7 +34,8 @@ static char *tmp_name(const char *path) {
 
 // Closes f and renames tmp over path when rc == 0, else removes tmp.
 static int finish(hid_t f, char *tmp, const char *path, int rc) {
-  if (f >= 0 && H5Fclose(f) < 0 && rc == 0) rc = hb_fail("%s: cannot close", tmp);
+  if (rc) H5Fclose(f);
+  else rc = h5io_close(f);
   if (rc == 0 && file_commit_rename(tmp, path)) rc = -1;
   if (rc) remove(tmp);
   free(tmp);
@@ -47,27 +48,27 @@ int labelfile_write_units(const char *path, const hb_units *u) {
   if (!tmp) return -1;
   hid_t f;
   int rc = -1;
-  int64_t k = u->k, U = u->n_utts, U1 = U + 1, frames = u->offsets[U];
-  if (h5l_create(tmp, &f)) { free(tmp); return -1; }
-  if (h5l_attr_write_str(f, tmp, "format", UNITS_FORMAT) ||
-      h5l_attr_write_num(f, tmp, "k", H5T_NATIVE_INT64, &k) ||
-      h5l_attr_write_num(f, tmp, "rate", H5T_NATIVE_DOUBLE, &u->rate) ||
-      h5l_attr_write_str(f, tmp, "source", u->source ? u->source : "") ||
-      h5l_attr_write_num(f, tmp, "num_utts", H5T_NATIVE_INT64, &U) ||
-      h5l_write_strings(f, tmp, "utt_id", U, u->utt_id) ||
-      h5l_write(f, tmp, "offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, &U1, u->offsets) ||
-      h5l_write(f, tmp, "units", H5T_NATIVE_INT32, H5T_STD_I32LE, 1, &frames, u->units))
+  int64_t U = u->n_utts, U1 = U + 1, frames = u->offsets[U];
+  if (h5io_create(tmp, &f)) { free(tmp); return -1; }
+  if (h5io_write_str_attr(f, "format", UNITS_FORMAT) ||
+      h5io_write_i64_attr(f, "k", u->k) ||
+      h5io_write_f64_attr(f, "rate", u->rate) ||
+      h5io_write_str_attr(f, "source", u->source ? u->source : "") ||
+      h5io_write_i64_attr(f, "num_utts", U) ||
+      h5io_write_strings(f, "utt_id", u->utt_id, U) ||
+      h5io_write(f, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &U1, u->offsets, 0) ||
+      h5io_write(f, "units", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &frames, u->units, 0))
     goto done;
   rc = 0;
 done:
   return finish(f, tmp, path, rc);
 }
 
-static int check_format(hid_t f, const char *path, const char *want) {
+static int check_format(hid_t f, const char *want) {
   char *fmt = NULL;
-  if (h5l_attr_read_str(f, path, "format", &fmt)) return hb_fail_prefix("not a %s file", want);
+  if (h5io_read_str_attr(f, "format", &fmt)) return hb_fail_prefix("not a %s file", want);
   int ok = strcmp(fmt, want) == 0;
-  if (!ok) hb_fail("%s: format is '%s', expected '%s'", path, fmt, want);
+  if (!ok) h5io_fail(f, NULL, "format is '%s', expected '%s'", fmt, want);
   free(fmt);
   return ok ? 0 : -1;
 }
@@ -75,29 +76,29 @@ static int check_format(hid_t f, const char *path, const char *want) {
 int labelfile_read_units(const char *path, hb_units *u) {
   memset(u, 0, sizeof *u);
   hid_t f;
-  if (h5l_open(path, &f)) return -1;
+  if (h5io_open(path, &f)) return -1;
   int rc = -1;
   int64_t k, dims[1], nd[1];
   void *p;
-  if (check_format(f, path, UNITS_FORMAT) || h5l_attr_read_int64(f, path, "k", &k) ||
-      h5l_attr_read_double(f, path, "rate", &u->rate))
+  if (check_format(f, UNITS_FORMAT) || h5io_read_i64_attr(f, "k", &k) ||
+      h5io_read_f64_attr(f, "rate", &u->rate))
     goto done;
   if (k <= 0 || k > (1 << 30)) { hb_fail("%s: attribute k = %lld is not a valid number of units", path, (long long)k); goto done; }
   if (!(u->rate > 0) || isinf(u->rate)) { hb_fail("%s: attribute rate = %g is not a positive frame rate", path, u->rate); goto done; }
   u->k = (int)k;
-  if (h5l_attr_exists(f, "source")) {
-    if (h5l_attr_read_str(f, path, "source", &u->source)) goto done;
+  if (h5io_attr_exists(f, "source")) {
+    if (h5io_read_str_attr(f, "source", &u->source)) goto done;
   } else if (!(u->source = strdup(""))) {
     goto done;
   }
-  if (h5l_read_strings(f, path, "utt_id", &u->n_utts, &u->utt_id)) goto done;
-  if (h5l_read(f, path, "offsets", H5T_NATIVE_INT64, 1, dims, &p)) goto done;
+  if (h5io_read_strings(f, "utt_id", &u->n_utts, &u->utt_id)) goto done;
+  if (h5io_read(f, "offsets", H5T_NATIVE_INT64, 1, dims, &p)) goto done;
   u->offsets = p;
   if (dims[0] != u->n_utts + 1) {
     hb_fail("%s: /offsets has %lld entries, expected %lld (utterances + 1)", path, (long long)dims[0], (long long)u->n_utts + 1);
     goto done;
   }
-  if (h5l_read(f, path, "units", H5T_NATIVE_INT32, 1, nd, &p)) goto done;
+  if (h5io_read(f, "units", H5T_NATIVE_INT32, 1, nd, &p)) goto done;
   u->units = p;
   if (u->offsets[0] != 0) { hb_fail("%s: /offsets[0] = %lld, expected 0", path, (long long)u->offsets[0]); goto done; }
   for (int64_t i = 0; i < u->n_utts; i++)
@@ -116,7 +117,7 @@ int labelfile_read_units(const char *path, hb_units *u) {
     }
   rc = 0;
 done:
-  h5l_close(f);
+  H5Fclose(f);
   if (rc) labelfile_free_units(u);
   return rc;
 }
@@ -128,14 +129,14 @@ int labelfile_write_topics(const char *path, const hb_topics *t) {
   hid_t f;
   int rc = -1;
   int64_t k = t->k, U = t->n_utts, md[2] = {U, k};
-  if (h5l_create(tmp, &f)) { free(tmp); return -1; }
-  if (h5l_attr_write_str(f, tmp, "format", TOPICS_FORMAT) ||
-      h5l_attr_write_num(f, tmp, "k", H5T_NATIVE_INT64, &k) ||
-      h5l_attr_write_str(f, tmp, "source", t->source ? t->source : "") ||
-      h5l_attr_write_num(f, tmp, "num_utts", H5T_NATIVE_INT64, &U) ||
-      h5l_write_strings(f, tmp, "utt_id", U, t->utt_id) ||
-      h5l_write(f, tmp, "topics", H5T_NATIVE_INT32, H5T_STD_I32LE, 1, &U, t->topics) ||
-      h5l_write(f, tmp, "mixture", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 2, md, t->mixture))
+  if (h5io_create(tmp, &f)) { free(tmp); return -1; }
+  if (h5io_write_str_attr(f, "format", TOPICS_FORMAT) ||
+      h5io_write_i64_attr(f, "k", k) ||
+      h5io_write_str_attr(f, "source", t->source ? t->source : "") ||
+      h5io_write_i64_attr(f, "num_utts", U) ||
+      h5io_write_strings(f, "utt_id", t->utt_id, U) ||
+      h5io_write(f, "topics", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &U, t->topics, 0) ||
+      h5io_write(f, "mixture", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, md, t->mixture, 0))
     goto done;
   rc = 0;
 done:
@@ -145,20 +146,20 @@ done:
 int labelfile_read_topics(const char *path, hb_topics *t) {
   memset(t, 0, sizeof *t);
   hid_t f;
-  if (h5l_open(path, &f)) return -1;
+  if (h5io_open(path, &f)) return -1;
   int rc = -1;
   int64_t k, td[1], md[2];
   void *p;
-  if (check_format(f, path, TOPICS_FORMAT) || h5l_attr_read_int64(f, path, "k", &k)) goto done;
+  if (check_format(f, TOPICS_FORMAT) || h5io_read_i64_attr(f, "k", &k)) goto done;
   if (k <= 0 || k > (1 << 20)) { hb_fail("%s: attribute k = %lld is not a valid number of topics", path, (long long)k); goto done; }
   t->k = (int)k;
-  if (h5l_attr_exists(f, "source")) {
-    if (h5l_attr_read_str(f, path, "source", &t->source)) goto done;
+  if (h5io_attr_exists(f, "source")) {
+    if (h5io_read_str_attr(f, "source", &t->source)) goto done;
   } else if (!(t->source = strdup(""))) {
     goto done;
   }
-  if (h5l_read_strings(f, path, "utt_id", &t->n_utts, &t->utt_id)) goto done;
-  if (h5l_read(f, path, "topics", H5T_NATIVE_INT32, 1, td, &p)) goto done;
+  if (h5io_read_strings(f, "utt_id", &t->n_utts, &t->utt_id)) goto done;
+  if (h5io_read(f, "topics", H5T_NATIVE_INT32, 1, td, &p)) goto done;
   t->topics = p;
   if (td[0] != t->n_utts) {
     hb_fail("%s: /topics has %lld entries but /utt_id has %lld", path, (long long)td[0], (long long)t->n_utts);
@@ -169,7 +170,7 @@ int labelfile_read_topics(const char *path, hb_topics *t) {
       hb_fail("%s: /topics[%lld] = %d is outside [0, k=%d)", path, (long long)i, t->topics[i], t->k);
       goto done;
     }
-  if (h5l_read(f, path, "mixture", H5T_NATIVE_FLOAT, 2, md, &p)) goto done;
+  if (h5io_read(f, "mixture", H5T_NATIVE_FLOAT, 2, md, &p)) goto done;
   t->mixture = p;
   if (md[0] != t->n_utts || md[1] != k) {
     hb_fail("%s: /mixture is (%lld, %lld), expected (%lld, %lld)", path, (long long)md[0], (long long)md[1], (long long)t->n_utts, (long long)k);
@@ -182,7 +183,7 @@ int labelfile_read_topics(const char *path, hb_topics *t) {
     }
   rc = 0;
 done:
-  h5l_close(f);
+  H5Fclose(f);
   if (rc) labelfile_free_topics(t);
   return rc;
 }
