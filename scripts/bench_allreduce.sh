@@ -7,16 +7,19 @@
 #      process with update_freq 2 vs mpirun -np 2 with
 #      update_freq 1 (the same global batch): wall per update, and the time rank 0 spent in the
 #      gradient/statistics collectives per update (waiting for the slower rank included).
-# Usage: scripts/bench_allreduce.sh [BUILD_DIR] [UPDATES] [REPS]
+#   3. overlap on/off (distributed_training.overlap_comm) at world 2 on a wider model (30 MB of
+#      gradients): ms per update and the time rank 0 still waits for the all-reduce after the backward.
+# Usage: scripts/bench_allreduce.sh [BUILD_DIR] [UPDATES] [REPS] [OVERLAP_UPDATES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 UPD=${2:-40}
 REPS=${3:-5}
+OUPD=${4:-12}
 H=$BUILD/hubert
 CB=$BUILD/tests/comm_bench
 [ -x "$CB" ] || { echo "build $CB first (cmake --build $BUILD --target comm_bench)"; exit 1; }
-ldd "$H" | grep -q libmpi || { echo "$H was built without MPI"; exit 1; }
+ldd "$H" | grep libmpi >/dev/null || { echo "$H was built without MPI"; exit 1; }
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # shared memory with single-copy (CMA) when the container allows it, else without (2x slower)
 MPI=(mpirun --oversubscribe --mca btl self,vader -np 2)
@@ -70,7 +73,7 @@ model: {preset: tiny, label_rate: 50, mask_prob: 0.65, mask_length: 5}
 topic: {name: tp, weight: 1.0}
 YAML
 "$H" train "$tmp/t.yaml" checkpoint.save_dir="$tmp/probe" optimization.max_update=1 >"$tmp/probe.out" 2>&1
-TINY=$(awk '/^model:/ {printf "%.0f", $2 * 1e6}' "$tmp/probe.out")
+TINY=$(awk '/^model:/ && $2 + 0 > 0 {printf "%.0f", $2 * 1e6; exit}' "$tmp/probe.out")
 echo "== all-reduce, world 2 =="
 for n in "$TINY" 94700000; do
   ours=$("${MPI[@]}" "$CB" "$n" "$REPS")
@@ -98,4 +101,32 @@ awk -v s1="$s1" -v s2="$s2" -v c="$comm" -v u="$UPD" 'BEGIN {
   printf "  1 process, update_freq 2: %.1f ms/update\n", 1e3 * s1;
   printf "  2 ranks, update_freq 1:   %.1f ms/update (speed-up %.2fx, scaling efficiency %.0f%%)\n", 1e3 * s2, s1 / s2, 50 * s1 / s2;
   printf "  collectives on rank 0:    %.1f ms/update = %.1f%% of the update (includes waiting for the other rank)\n", 1e3 * c / u, 100 * c / u / s2 }'
+
+# 3. Overlap (distributed_training.overlap_comm): the same world-2 run with the gradient all-reduce
+# overlapped with the backward or after it, on a wider model (4 layers x 384, ~7.6M floats = 30 MB of
+# gradients, 4 MiB buckets) so that the all-reduce is a visible part of the update. Runs alternate
+# on/off twice; per setting the faster of the two means is kept (the machine is shared).
+echo "== overlap on/off, world 2, 4 layers x 384 (ffn 1536), 4 MiB buckets, $OUPD updates per run =="
+WIDE=(model.encoder_layers=4 model.encoder_embed_dim=384 model.encoder_ffn_embed_dim=1536
+      model.encoder_attention_heads=6 distributed_training.bucket_cap_mb=4 "optimization.update_freq=[1]")
+best_on=1e9; best_off=1e9; comm_on=0; comm_off=0
+for rep in 1 2; do
+  for ov in true false; do
+    d="$tmp/ov_${ov}_$rep"
+    "${MPI[@]}" "$H" train "$tmp/t.yaml" checkpoint.save_dir="$d" optimization.max_update=$OUPD "${WIDE[@]}" \
+      distributed_training.overlap_comm=$ov >"$d.out" 2>&1
+    s=$(per_update "$d/train_log.jsonl")
+    c=$(awk '/^distributed: .* s of rank 0/ {print $2}' "$d.out")
+    echo "  overlap_comm=$ov run $rep: $(awk -v s="$s" -v c="$c" -v u=$OUPD 'BEGIN {printf "%.1f ms/update, rank 0 waited %.1f ms/update in collectives after the backward", 1e3 * s, 1e3 * c / u}')"
+    if [ "$ov" = true ]; then
+      best_on=$(awk -v a="$best_on" -v b="$s" 'BEGIN {print (b < a ? b : a)}'); comm_on=$c
+    else
+      best_off=$(awk -v a="$best_off" -v b="$s" 'BEGIN {print (b < a ? b : a)}'); comm_off=$c
+    fi
+  done
+done
+grep -q "overlapped with the backward" "$tmp/ov_true_1.out" || echo "  WARNING: the overlap_comm=true run did not report the overlap"
+WN=$(awk '/^model:/ && $2 + 0 > 0 {printf "%.0f", $2 * 1e6; exit}' "$tmp/ov_true_1.out")
+echo "  all-reduce alone of $WN floats: $("${MPI[@]}" "$CB" "$WN" "$REPS")"
+awk -v a="$best_on" -v b="$best_off" 'BEGIN {printf "  best: overlap on %.1f ms/update, off %.1f ms/update: %.1f%% faster with the overlap\n", 1e3 * a, 1e3 * b, 100 * (b - a) / b}'
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
