@@ -10,7 +10,7 @@
 #include "train/trainer.h"
 
 int cmd_train(const hb_command *cmd, int argc, char **argv) {
-  const char *resume = "auto", *init = NULL, *device = NULL;
+  const char *resume = "auto", *init = NULL, *device = NULL, *precision = NULL;
   int threads = 0;
   hb_opt opts[] = {
       {"resume", 'r', HB_OPT_STR, "auto|PATH|none",
@@ -20,6 +20,7 @@ int cmd_train(const hb_command *cmd, int argc, char **argv) {
       {"init", 0, HB_OPT_STR, "MODEL_DIR", "start a fresh run from this model folder instead of a random init", &init, 0},
       {"threads", 't', HB_OPT_INT, "N", "CPU threads (default: OMP_NUM_THREADS or all cores)", &threads, 0},
       {"device", 0, HB_OPT_STR, "cpu|cuda", "where the model trains (overrides common.device; default cpu)", &device, 0},
+      {"precision", 0, HB_OPT_STR, "fp32|bf16", "bf16: GEMMs in bf16, fp32 master weights, CUDA only (overrides common.bf16)", &precision, 0},
       {0}};
   int npos = 0;
   char **pos = NULL;
@@ -32,6 +33,10 @@ int cmd_train(const hb_command *cmd, int argc, char **argv) {
   if (device) {
     if (strcmp(device, "cpu") && strcmp(device, "cuda")) return hb_fail("hubert train: --device must be cpu or cuda (got '%s')", device);
     c.common.device = !strcmp(device, "cuda");
+  }
+  if (precision) {
+    if (strcmp(precision, "fp32") && strcmp(precision, "bf16")) return hb_fail("hubert train: --precision must be fp32 or bf16 (got '%s')", precision);
+    c.common.bf16 = !strcmp(precision, "bf16");
   }
   int rank, world, local;
   char launcher[16];

@@ -26,6 +26,7 @@ const cfg_key cfg_keys[] = {
     {"common", "device", CK_ENUM, F(common, device), "cpu", 0, 0, "cpu|cuda", 0, "where the model trains"},
     {"common", "max_nan_updates", CK_INT, F(common, max_nan_updates), "10", 1, 1e9, NULL, 0, "stop after this many non-finite updates in a row (each is skipped)"},
     {"common", "log_file", CK_STR, F(common, log_file), "", NONE, 0, "JSONL log of every logged update (\"\": SAVE_DIR/train_log.jsonl)"},
+    {"common", "bf16", CK_BOOL, F(common, bf16), "false", NONE, 0, "mixed precision: the linear layers' GEMMs in bf16 with fp32 accumulation, fp32 master weights (common.device: cuda only)"},
     {"common", "fp16", CK_BOOL, F(common, fp16), "false", NONE, CK_COMPAT, "fairseq: mixed precision"},
     {"common", "log_format", CK_STR, F(common, log_format), "json", NONE, CK_COMPAT, "fairseq: log format"},
     {"common", "tensorboard_logdir", CK_STR, F(common, tensorboard_logdir), "", NONE, CK_COMPAT, "fairseq: tensorboard folder"},

@@ -32,6 +32,7 @@ typedef struct {
     int max_nan_updates;         // stop after this many non-finite updates in a row
     char log_file[HB_CFG_PATH_LEN];  // JSONL log ("" = SAVE_DIR/train_log.jsonl)
     int fp16;                    // fairseq compatibility (ignored)
+    int bf16;                    // 1: bf16 GEMMs, fp32 master weights (CUDA only; docs/cuda.md)
     char log_format[32];         // fairseq compatibility (ignored)
     char tensorboard_logdir[HB_CFG_PATH_LEN];  // fairseq compatibility (ignored)
   } common;

@@ -563,6 +563,7 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
   HB_TRY(ops_ctx_init(&t->ctx, c->common.device ? "cuda" : "cpu", args->threads));
   t->have_ctx = 1;
   if (ops_check_backward(&t->ctx)) return hb_fail_prefix("common.device");
+  if (ops_set_precision(&t->ctx, c->common.bf16 ? "bf16" : "fp32")) return hb_fail_prefix("common.bf16");
   const char *from = t->resumed ? t->resume_dir : args->init_model;
   if (from) {
     if (model_load(&t->model, from, &t->ctx)) return hb_fail_prefix("model from %s", from);
