@@ -30,11 +30,16 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int bench_extract(const char *config, int B, double seconds, int repeat, int threads, const char *device) {
+static int bench_extract(const char *config, int B, double seconds, int repeat, int threads, const char *device,
+                         const char *precision) {
   hb_config c;
   HB_TRY(model_config_from_arg(config, &c));
   hb_ctx ctx;
   HB_TRY(ops_ctx_init(&ctx, device, threads));
+  if (ops_set_precision(&ctx, precision)) {
+    ops_ctx_free(&ctx);
+    return hb_fail_prefix("hubert bench: --precision");
+  }
   hb_model m;
   hb_fwd_arena a;
   int rc = -1, have_model = 0, have_arena = 0;
@@ -70,8 +75,8 @@ static int bench_extract(const char *config, int B, double seconds, int repeat, 
   qsort(times, (size_t)repeat, sizeof(double), cmp_double);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("bench extract: config %s, batch %d x %.1f s, backend %s, %d threads, %.2fM params\n", config, B, seconds,
-         ctx.be->name, omp_get_max_threads(), model_num_params(&m) / 1e6);
+  printf("bench extract: config %s, batch %d x %.1f s, backend %s %s, %d threads, %.2fM params\n", config, B, seconds,
+         ctx.be->name, precision, omp_get_max_threads(), model_num_params(&m) / 1e6);
   printf("bench extract: forward median %.3f s (min %.3f, max %.3f over %d runs), %.1fx real time, peak RSS %.0f MB\n",
          times[repeat / 2], times[0], times[repeat - 1], repeat, B * seconds / times[repeat / 2], ru.ru_maxrss / 1024.0);
   printf("RESULT hubert_forward_s=%.4f peak_rss_mb=%.0f\n", times[repeat / 2], ru.ru_maxrss / 1024.0);
@@ -96,7 +101,7 @@ done:
 // --loss synthetic: trunk forward + backward of sum(hidden[NL] * R). --adamw adds the optimizer
 // update (train/optim.c, moments on the device with --device cuda, clip 10) to every step.
 static int bench_train(const char *config, int B, double seconds, int repeat, int threads, const char *loss,
-                       const char *device, int adamw) {
+                       const char *device, int adamw, const char *precision) {
   const int pretrain = !strcmp(loss, "pretrain");
   if (!pretrain && strcmp(loss, "synthetic")) return hb_fail("hubert bench train: --loss must be pretrain or synthetic (got '%s')", loss);
   hb_config c;
@@ -109,6 +114,10 @@ static int bench_train(const char *config, int B, double seconds, int repeat, in
   }
   hb_ctx ctx;
   HB_TRY(ops_ctx_init(&ctx, device, threads));
+  if (ops_set_precision(&ctx, precision)) {
+    ops_ctx_free(&ctx);
+    return hb_fail_prefix("hubert bench: --precision");
+  }
   hb_model m;
   hb_train_arena a;
   hb_pretrain_ws pw;
@@ -188,8 +197,8 @@ static int bench_train(const char *config, int B, double seconds, int repeat, in
   qsort(times, (size_t)repeat, sizeof(double), cmp_double);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("bench train: config %s, batch %d x %.1f s, %s, %d threads, %.2fM params, arena %.0f MB, loss %s%s\n", config,
-         B, seconds, device, omp_get_max_threads(), model_num_params(&m) / 1e6,
+  printf("bench train: config %s, batch %d x %.1f s, %s %s, %d threads, %.2fM params, arena %.0f MB, loss %s%s\n",
+         config, B, seconds, device, precision, omp_get_max_threads(), model_num_params(&m) / 1e6,
          (pretrain ? pw.arena.bytes : a.bytes) / 1e6, loss, adamw ? " + AdamW" : "");
   if (pretrain)
     printf("bench train: objective per masked frame %.4f (CE + feature penalty), masked fraction %.3f\n",
@@ -221,6 +230,7 @@ int cmd_bench(const hb_command *cmd, int argc, char **argv) {
   const char *config = "base";
   const char *device = "cpu";
   const char *loss = "pretrain";
+  const char *precision = "fp32";
   int batch = 4, repeat = 3, threads = 0, adamw = 0;
   double seconds = 10.0;
   hb_opt opts[] = {{"config", 'c', HB_OPT_STR, "NAME|FILE.json", "model preset or config.json (default base)", &config, 0},
@@ -229,6 +239,7 @@ int cmd_bench(const hb_command *cmd, int argc, char **argv) {
                    {"repeat", 'r', HB_OPT_INT, "N", "timed runs after one warm-up (default 3)", &repeat, 0},
                    {"threads", 't', HB_OPT_INT, "N", "CPU threads", &threads, 0},
                    {"device", 0, HB_OPT_STR, "cpu|cuda", "backend (default cpu)", &device, 0},
+                   {"precision", 0, HB_OPT_STR, "fp32|bf16", "bf16: GEMMs in bf16, fp32 weights (cuda only; default fp32)", &precision, 0},
                    {"loss", 0, HB_OPT_STR, "pretrain|synthetic", "train: real objective (default) or sum(hidden * R)", &loss, 0},
                    {"adamw", 0, HB_OPT_FLAG, NULL, "train: include the AdamW update in each step", &adamw, 0},
                    {0}};
@@ -241,6 +252,6 @@ int cmd_bench(const hb_command *cmd, int argc, char **argv) {
     return hb_fail("hubert bench: expected 'extract' or 'train' (got '%s')", what ? what : "");
   if (batch < 1 || repeat < 1 || seconds < 0.03) return hb_fail("hubert bench: --batch-size, --repeat must be >= 1, --seconds >= 0.03");
   if (threads > 0) omp_set_num_threads(threads);
-  if (!strcmp(what, "train")) return bench_train(config, batch, seconds, repeat, threads, loss, device, adamw);
-  return bench_extract(config, batch, seconds, repeat, threads, device);
+  if (!strcmp(what, "train")) return bench_train(config, batch, seconds, repeat, threads, loss, device, adamw, precision);
+  return bench_extract(config, batch, seconds, repeat, threads, device, precision);
 }

@@ -175,6 +175,7 @@ static void run_free(extract_run *r) {
 
 int cmd_extract(const hb_command *cmd, int argc, char **argv) {
   const char *model_dir = NULL, *out = NULL, *layers = "all", *device = "cpu", *ws = NULL;
+  const char *precision = "fp32";
   int batch = 1, threads = 0, resample = 0, channel = -1, ws_raw = 0, ws_ln = 0;
   hb_opt opts[] = {
       {"model", 'm', HB_OPT_STR, "DIR", "model folder (config.json + model.safetensors)", &model_dir, 1},
@@ -187,6 +188,7 @@ int cmd_extract(const hb_command *cmd, int argc, char **argv) {
       {"batch-size", 'b', HB_OPT_INT, "N", "utterances per forward pass, zero-padded (default 1)", &batch, 0},
       {"threads", 't', HB_OPT_INT, "N", "CPU threads (default: OMP_NUM_THREADS or all cores)", &threads, 0},
       {"device", 0, HB_OPT_STR, "cpu|cuda", "backend (default cpu)", &device, 0},
+      {"precision", 0, HB_OPT_STR, "fp32|bf16", "bf16: GEMMs in bf16 with fp32 accumulation (cuda only; default fp32)", &precision, 0},
       {"resample", 0, HB_OPT_FLAG, NULL, "resample audio that is not 16 kHz (otherwise an error)", &resample, 0},
       {"channel", 0, HB_OPT_INT, "N", "take channel N of multi-channel audio (otherwise an error)", &channel, 0},
       {0}};
@@ -205,6 +207,10 @@ int cmd_extract(const hb_command *cmd, int argc, char **argv) {
   rc = -1;
   if (sources_collect(npos, pos, &r.src)) goto done;
   if (extractor_open(&r.ex, model_dir, device, threads)) goto done;
+  if (ops_set_precision(&r.ex.ctx, precision)) {
+    hb_fail_prefix("hubert extract: --precision");
+    goto done;
+  }
   const hb_config *c = &r.ex.model.cfg;
   const int NL = c->num_hidden_layers, H = c->hidden_size;
   r.want_out = hb_calloc((size_t)NL + 1, sizeof(int));
@@ -248,7 +254,9 @@ int cmd_extract(const hb_command *cmd, int argc, char **argv) {
   if (extractor_set_layers(&r.ex, r.want_fwd)) goto done;
 
   const char *keys[] = {"model", "layers", "backend", "weighted_sum", "weighted_sum_mode"};
-  const char *vals[] = {model_dir, layers, device, ws ? ws : "", ws_raw ? "raw" : ws_ln ? "softmax+layer_norm" : "softmax"};
+  char backend[48];
+  snprintf(backend, sizeof backend, "%s%s", device, r.ex.ctx.precision == HB_PRECISION_BF16 ? " (bf16 GEMMs)" : "");
+  const char *vals[] = {model_dir, layers, backend, ws ? ws : "", ws_raw ? "raw" : ws_ln ? "softmax+layer_norm" : "softmax"};
   hb_featfile_info info = {"hubert", (double)HB_SAMPLE_RATE / config_total_stride(c), ws ? 5 : 3, keys, vals};
   if (featfile_create(out, &info, nd, (const char *const *)r.names, r.dims, &r.w)) goto done;
 
