@@ -8,10 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <hdf5.h>
-
 #include "common/error.h"
 #include "common/fileutil.h"
+#include "data_prep/h5io.h"
 
 #define FEAT_FORMAT "hubert-features"
 #define FEAT_VERSION 1
@@ -31,8 +30,6 @@
     }                                                                         \
   } while (0)
 
-static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
-
 // ---- writer -------------------------------------------------------------------------------------
 
 struct hb_featfile_writer {
@@ -51,39 +48,6 @@ struct hb_featfile_writer {
   int64_t *ends;
   int64_t cap;
 };
-
-static int write_str_attr(hid_t loc, const char *key, const char *value) {
-  hid_t t = -1, s = -1, a = -1;
-  int rc = -1;
-  if ((t = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)
-    goto done;
-  if ((s = H5Screate(H5S_SCALAR)) < 0) goto done;
-  if (H5Aexists(loc, key) > 0 && H5Adelete(loc, key) < 0) goto done;
-  if ((a = H5Acreate2(loc, key, t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0) goto done;
-  if (H5Awrite(a, t, &value) < 0) goto done;
-  rc = 0;
-done:
-  if (a >= 0) H5Aclose(a);
-  if (s >= 0) H5Sclose(s);
-  if (t >= 0) H5Tclose(t);
-  if (rc) hb_fail("cannot write attribute '%s'", key);
-  return rc;
-}
-
-static int write_num_attr(hid_t loc, const char *key, hid_t type, const void *value) {
-  hid_t s = -1, a = -1;
-  int rc = -1;
-  if ((s = H5Screate(H5S_SCALAR)) < 0) goto done;
-  if (H5Aexists(loc, key) > 0 && H5Adelete(loc, key) < 0) goto done;
-  if ((a = H5Acreate2(loc, key, type, s, H5P_DEFAULT, H5P_DEFAULT)) < 0) goto done;
-  if (H5Awrite(a, type, value) < 0) goto done;
-  rc = 0;
-done:
-  if (a >= 0) H5Aclose(a);
-  if (s >= 0) H5Sclose(s);
-  if (rc) hb_fail("cannot write attribute '%s'", key);
-  return rc;
-}
 
 // An extendible chunked dataset of `rank` 1 (cols == 0) or 2, starting with 0 rows.
 static hid_t create_ext(hid_t file, const char *name, hid_t type, hsize_t cols, hsize_t chunk_rows) {
@@ -154,7 +118,7 @@ static int valid_dset_name(const char *n) {
 int featfile_create(const char *path, const hb_featfile_info *info, int ndsets,
                     const char *const *names, const int *dims, hb_featfile_writer **out) {
   *out = NULL;
-  h5_quiet();
+  h5io_quiet();
   if (ndsets < 1) return hb_fail("%s: a feature file needs at least one dataset", path);
   if (!info || !info->kind || !(info->rate > 0) || !isfinite(info->rate))
     return hb_fail("%s: feature file info needs a kind and a positive rate", path);
@@ -192,28 +156,23 @@ int featfile_create(const char *path, const hb_featfile_info *info, int ndsets,
   w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
   CHECK_H5(w->file, "%s: cannot create", w->tmp);
-  CHECK_H5(write_str_attr(w->file, "format", FEAT_FORMAT), "%s", w->tmp);
-  int version = FEAT_VERSION, sr = 16000;
   int64_t zero = 0;
-  CHECK_H5(write_num_attr(w->file, "version", H5T_NATIVE_INT, &version), "%s", w->tmp);
-  CHECK_H5(write_str_attr(w->file, "kind", info->kind), "%s", w->tmp);
-  CHECK_H5(write_num_attr(w->file, "rate", H5T_NATIVE_DOUBLE, &info->rate), "%s", w->tmp);
-  CHECK_H5(write_num_attr(w->file, "sample_rate", H5T_NATIVE_INT, &sr), "%s", w->tmp);
-  CHECK_H5(write_num_attr(w->file, "num_utts", H5T_NATIVE_INT64, &zero), "%s", w->tmp);
+  if (h5io_write_str_attr(w->file, "format", FEAT_FORMAT) || h5io_write_i64_attr(w->file, "version", FEAT_VERSION) ||
+      h5io_write_str_attr(w->file, "kind", info->kind) || h5io_write_f64_attr(w->file, "rate", info->rate) ||
+      h5io_write_i64_attr(w->file, "sample_rate", 16000) || h5io_write_i64_attr(w->file, "num_utts", 0))
+    goto fail;
   for (int i = 0; i < info->n_attrs; i++) {
     const char *k = info->attr_keys[i];
     static const char *reserved[] = {"format", "version", "kind", "rate", "sample_rate", "num_utts"};
     for (size_t r = 0; r < sizeof reserved / sizeof *reserved; r++)
       if (strcmp(k, reserved[r]) == 0) {
         hb_fail("%s: attribute '%s' is reserved", path, k);
-        goto fail_quiet;
+        goto fail;
       }
-    CHECK_H5(write_str_attr(w->file, k, info->attr_values[i] ? info->attr_values[i] : ""), "%s", w->tmp);
+    if (h5io_write_str_attr(w->file, k, info->attr_values[i] ? info->attr_values[i] : "")) goto fail;
   }
-  str_t = H5Tcopy(H5T_C_S1);
+  str_t = h5io_str_type();
   CHECK_H5(str_t, "%s: string type", w->tmp);
-  CHECK_H5(H5Tset_size(str_t, H5T_VARIABLE), "%s: string type", w->tmp);
-  CHECK_H5(H5Tset_cset(str_t, H5T_CSET_UTF8), "%s: string type", w->tmp);
   w->utt_ds = create_ext(w->file, "utt_id", str_t, 0, FEAT_IDX_CHUNK);
   CHECK_H5(w->utt_ds, "%s: cannot create dataset /utt_id", w->tmp);
   w->off_ds = create_ext(w->file, "offsets", H5T_STD_I64LE, 0, FEAT_IDX_CHUNK);
@@ -221,7 +180,7 @@ int featfile_create(const char *path, const hb_featfile_info *info, int ndsets,
   CHECK_H5(append_rows(w->off_ds, H5T_NATIVE_INT64, 0, 1, 0, &zero), "%s: /offsets", w->tmp);
   for (int d = 0; d < ndsets; d++) {
     w->names[d] = strdup(names[d]);
-    if (!w->names[d]) { hb_fail("%s: out of memory", path); goto fail_quiet; }
+    if (!w->names[d]) { hb_fail("%s: out of memory", path); goto fail; }
     w->dims[d] = dims[d];
     hsize_t rows = (hsize_t)(FEAT_CHUNK_BYTES / (4 * dims[d]));
     if (rows < 1) rows = 1;
@@ -233,7 +192,6 @@ int featfile_create(const char *path, const hb_featfile_info *info, int ndsets,
   *out = w;
   return 0;
 fail:
-fail_quiet:
   if (str_t >= 0) H5Tclose(str_t);
   featfile_abort(w);
   return -1;
@@ -277,16 +235,14 @@ int featfile_close(hb_featfile_writer *w) {
   if (!w) return hb_fail("featfile_close: no writer");
   hid_t str_t = -1;
   if (w->num_utts > 0) {
-    str_t = H5Tcopy(H5T_C_S1);
+    str_t = h5io_str_type();
     CHECK_H5(str_t, "%s: string type", w->tmp);
-    CHECK_H5(H5Tset_size(str_t, H5T_VARIABLE), "%s: string type", w->tmp);
-    CHECK_H5(H5Tset_cset(str_t, H5T_CSET_UTF8), "%s: string type", w->tmp);
     CHECK_H5(append_rows(w->utt_ds, str_t, 0, (hsize_t)w->num_utts, 0, w->ids), "%s: writing /utt_id", w->tmp);
     CHECK_H5(append_rows(w->off_ds, H5T_NATIVE_INT64, 1, (hsize_t)w->num_utts, 0, w->ends), "%s: writing /offsets", w->tmp);
     H5Tclose(str_t);
     str_t = -1;
   }
-  CHECK_H5(write_num_attr(w->file, "num_utts", H5T_NATIVE_INT64, &w->num_utts), "%s", w->tmp);
+  if (h5io_write_i64_attr(w->file, "num_utts", w->num_utts)) goto fail;
   for (int d = 0; d < w->ndsets; d++) {
     CHECK_H5(H5Dclose(w->dsets[d]), "%s: closing /%s", w->tmp, w->names[d]);
     w->dsets[d] = -1;
@@ -327,64 +283,6 @@ struct hb_featfile {
   char **akeys, **avals;   // root string attributes
 };
 
-// Reads a scalar string attribute (variable or fixed length). 1: absent; -1: not a string.
-static int read_str_attr(hid_t loc, const char *key, char **out) {
-  *out = NULL;
-  htri_t ex = H5Aexists(loc, key);
-  if (ex < 0) return -1;
-  if (ex == 0) return 1;
-  hid_t a = H5Aopen(loc, key, H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t ft = H5Aget_type(a), sp = H5Aget_space(a), mt = -1;
-  int rc = -1;
-  if (ft < 0 || sp < 0 || H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1) goto done;
-  htri_t isvar = H5Tis_variable_str(ft);
-  if (isvar < 0) goto done;
-  if ((mt = H5Tcopy(H5T_C_S1)) < 0) goto done;
-  if (isvar) {
-    char *s = NULL;
-    if (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0 || H5Aread(a, mt, &s) < 0) goto done;
-    *out = strdup(s ? s : "");
-    H5free_memory(s);
-  } else {
-    size_t n = H5Tget_size(ft);
-    if (n == 0 || n > (1u << 24)) goto done;
-    char *s = calloc(1, n + 1);
-    if (!s) goto done;
-    if (H5Tset_size(mt, n + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 || H5Aread(a, mt, s) < 0) {
-      free(s);
-      goto done;
-    }
-    *out = s;
-  }
-  rc = *out ? 0 : -1;
-done:
-  if (mt >= 0) H5Tclose(mt);
-  if (sp >= 0) H5Sclose(sp);
-  if (ft >= 0) H5Tclose(ft);
-  H5Aclose(a);
-  return rc;
-}
-
-// Reads a scalar numeric attribute converted to `memtype`. 1: absent; -1: wrong class/shape.
-static int read_num_attr(hid_t loc, const char *key, hid_t memtype, void *out) {
-  htri_t ex = H5Aexists(loc, key);
-  if (ex < 0) return -1;
-  if (ex == 0) return 1;
-  hid_t a = H5Aopen(loc, key, H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
-  int rc = -1;
-  if (ft >= 0 && sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1) {
-    H5T_class_t c = H5Tget_class(ft);
-    if ((c == H5T_INTEGER || c == H5T_FLOAT) && H5Aread(a, memtype, out) >= 0) rc = 0;
-  }
-  if (sp >= 0) H5Sclose(sp);
-  if (ft >= 0) H5Tclose(ft);
-  H5Aclose(a);
-  return rc;
-}
-
 void featfile_free(hb_featfile *f) {
   if (!f) return;
   if (f->utt)
@@ -415,7 +313,10 @@ static herr_t collect_attr(hid_t loc, const char *name, const H5A_info_t *info, 
   (void)info;
   hb_featfile *f = op;
   char *v = NULL;
-  if (read_str_attr(loc, name, &v) != 0) return 0;   // non-string attributes are not listed
+  if (h5io_read_str_attr(loc, name, &v)) {   // non-string attributes are not listed
+    hb_clear_error();
+    return 0;
+  }
   char **k2 = realloc(f->akeys, (size_t)(f->nattr + 1) * sizeof *k2);
   if (k2) f->akeys = k2;
   char **v2 = k2 ? realloc(f->avals, (size_t)(f->nattr + 1) * sizeof *v2) : NULL;
@@ -431,116 +332,26 @@ static herr_t collect_attr(hid_t loc, const char *name, const H5A_info_t *info, 
   return 0;
 }
 
-// Opens a 1-D dataset and returns its length; errors name file and dataset.
-static int open_1d(hb_featfile *f, const char *name, H5T_class_t want, hid_t *ds, int64_t *n) {
-  *ds = -1;
-  htri_t ex = H5Lexists(f->file, name, H5P_DEFAULT);
-  if (ex <= 0) return hb_fail("%s: missing dataset /%s", f->path, name);
-  hid_t d = H5Dopen2(f->file, name, H5P_DEFAULT);
-  if (d < 0) return hb_fail("%s: /%s is not a readable dataset", f->path, name);
-  hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
-  hsize_t dims[1];
-  int ok = t >= 0 && sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 && H5Sget_simple_extent_dims(sp, dims, NULL) == 1;
-  H5T_class_t c = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
-  if (t >= 0) H5Tclose(t);
-  if (sp >= 0) H5Sclose(sp);
-  if (!ok) {
-    H5Dclose(d);
-    return hb_fail("%s: dataset /%s must be 1-D", f->path, name);
+static int read_utt_ids(hb_featfile *f) {
+  int64_t n;
+  if (h5io_read_strings(f->file, "utt_id", &n, &f->utt)) return -1;
+  if (n != f->num_utts) {
+    h5io_free_strings(f->utt, n);
+    f->utt = NULL;
+    return hb_fail("%s: /utt_id has %lld entries, attribute num_utts says %lld", f->path, (long long)n, (long long)f->num_utts);
   }
-  if (c != want) {
-    H5Dclose(d);
-    return hb_fail("%s: dataset /%s has the wrong type (expected %s)", f->path, name,
-                   want == H5T_STRING ? "strings" : "integers");
-  }
-  if (dims[0] > (hsize_t)1 << 40) {
-    H5Dclose(d);
-    return hb_fail("%s: dataset /%s: implausible length %llu", f->path, name, (unsigned long long)dims[0]);
-  }
-  *ds = d;
-  *n = (int64_t)dims[0];
+  for (int64_t i = 0; i < n; i++)
+    if (!f->utt[i][0]) return hb_fail("%s: /utt_id[%lld] is empty", f->path, (long long)i);
   return 0;
 }
 
-static int read_utt_ids(hb_featfile *f) {
-  hid_t ds;
-  int64_t n;
-  if (open_1d(f, "utt_id", H5T_STRING, &ds, &n)) return -1;
-  if (n != f->num_utts) {
-    H5Dclose(ds);
-    return hb_fail("%s: /utt_id has %lld entries, attribute num_utts says %lld", f->path, (long long)n, (long long)f->num_utts);
-  }
-  int rc = -1;
-  hid_t ft = H5Dget_type(ds), mt = H5Tcopy(H5T_C_S1);
-  f->utt = hb_calloc((size_t)(n ? n : 1), sizeof *f->utt);
-  if (!f->utt || ft < 0 || mt < 0) goto done;
-  if (n == 0) { rc = 0; goto done; }
-  htri_t isvar = H5Tis_variable_str(ft);
-  if (isvar > 0) {
-    char **tmp = hb_calloc((size_t)n, sizeof *tmp);
-    if (!tmp) goto done;
-    if (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0 ||
-        H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp) < 0) {
-      free(tmp);
-      hb_fail("%s: cannot read /utt_id (corrupt file?)", f->path);
-      goto done;
-    }
-    rc = 0;
-    for (int64_t i = 0; i < n; i++) {
-      if (!tmp[i] || !tmp[i][0]) {
-        if (rc == 0) rc = hb_fail("%s: /utt_id[%lld] is empty", f->path, (long long)i);
-      } else if (rc == 0 && !(f->utt[i] = strdup(tmp[i]))) {
-        rc = hb_fail("out of memory");
-      }
-      H5free_memory(tmp[i]);
-    }
-    free(tmp);
-  } else if (isvar == 0) {
-    size_t w = H5Tget_size(ft), bytes;
-    if (w == 0 || w > 65536 || hb_mul_size((size_t)n, w + 1, &bytes)) {
-      hb_fail("%s: /utt_id: implausible string size %zu", f->path, w);
-      goto done;
-    }
-    char *buf = hb_calloc(bytes, 1);
-    if (!buf) goto done;
-    if (H5Tset_size(mt, w + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
-        H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-      free(buf);
-      hb_fail("%s: cannot read /utt_id (corrupt file?)", f->path);
-      goto done;
-    }
-    rc = 0;
-    for (int64_t i = 0; i < n && rc == 0; i++) {
-      const char *s = buf + (size_t)i * (w + 1);
-      if (!s[0]) rc = hb_fail("%s: /utt_id[%lld] is empty", f->path, (long long)i);
-      else if (!(f->utt[i] = strdup(s))) rc = hb_fail("out of memory");
-    }
-    free(buf);
-  } else {
-    hb_fail("%s: /utt_id: cannot inspect string type", f->path);
-  }
-done:
-  if (mt >= 0) H5Tclose(mt);
-  if (ft >= 0) H5Tclose(ft);
-  H5Dclose(ds);
-  if (rc && !hb_errmsg()[0]) hb_fail("%s: cannot read /utt_id", f->path);
-  return rc;
-}
-
 static int read_offsets(hb_featfile *f) {
-  hid_t ds;
   int64_t n;
-  if (open_1d(f, "offsets", H5T_INTEGER, &ds, &n)) return -1;
-  if (n != f->num_utts + 1) {
-    H5Dclose(ds);
+  void *p;
+  if (h5io_read(f->file, "offsets", H5T_NATIVE_INT64, 1, &n, &p)) return -1;
+  f->offsets = p;
+  if (n != f->num_utts + 1)
     return hb_fail("%s: /offsets has %lld entries, expected num_utts + 1 = %lld", f->path, (long long)n, (long long)f->num_utts + 1);
-  }
-  f->offsets = hb_malloc((size_t)n * sizeof *f->offsets);
-  if (!f->offsets || H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, f->offsets) < 0) {
-    H5Dclose(ds);
-    return f->offsets ? hb_fail("%s: cannot read /offsets (corrupt file?)", f->path) : -1;
-  }
-  H5Dclose(ds);
   if (f->offsets[0] != 0) return hb_fail("%s: /offsets[0] is %lld, must be 0", f->path, (long long)f->offsets[0]);
   for (int64_t i = 1; i < n; i++)
     if (f->offsets[i] < f->offsets[i - 1])
@@ -616,9 +427,34 @@ static int scan_datasets(hb_featfile *f) {
   return 0;
 }
 
+// Root attributes: format, version, kind, rate, num_utts, and every string attribute.
+static int read_header(hb_featfile *f) {
+  char *fmt = NULL;
+  if (!h5io_attr_exists(f->file, "format")) return hb_fail("%s: no 'format' attribute; not a hubert feature file", f->path);
+  if (h5io_read_str_attr(f->file, "format", &fmt)) return -1;
+  int bad = strcmp(fmt, FEAT_FORMAT) != 0;
+  if (bad) hb_fail("%s: format attribute is '%s', expected '%s'", f->path, fmt, FEAT_FORMAT);
+  free(fmt);
+  if (bad) return -1;
+  int64_t version = 0, n = 0;
+  if (h5io_read_i64_attr(f->file, "version", &version)) return -1;
+  if (version != FEAT_VERSION)
+    return hb_fail("%s: version %lld is not supported (this build reads version %d)", f->path, (long long)version, FEAT_VERSION);
+  if (h5io_read_str_attr(f->file, "kind", &f->kind) || h5io_read_f64_attr(f->file, "rate", &f->rate) ||
+      h5io_read_i64_attr(f->file, "num_utts", &n))
+    return -1;
+  if (!(f->rate > 0) || !isfinite(f->rate))
+    return hb_fail("%s: attribute rate = %g is not a frame rate (frames per second)", f->path, f->rate);
+  if (n < 0 || n > ((int64_t)1 << 40)) return hb_fail("%s: attribute num_utts = %lld out of range", f->path, (long long)n);
+  f->num_utts = n;
+  if (H5Aiterate2(f->file, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_attr, f) < 0)
+    return hb_fail("%s: cannot read root attributes", f->path);
+  return 0;
+}
+
 int featfile_open(const char *path, hb_featfile **out) {
   *out = NULL;
-  h5_quiet();
+  h5io_quiet();
   if (!file_exists(path)) return hb_fail("%s: no such file", path);
   htri_t is = H5Fis_hdf5(path);
   if (is <= 0) return hb_fail("%s: not an HDF5 file (or unreadable)", path);
@@ -638,44 +474,7 @@ int featfile_open(const char *path, hb_featfile **out) {
     featfile_free(f);
     return hb_fail("%s: cannot open HDF5 file (truncated or corrupt?)", path);
   }
-  char *fmt = NULL;
-  int r = read_str_attr(f->file, "format", &fmt);
-  if (r != 0) {
-    featfile_free(f);
-    return hb_fail("%s: %s", path, r > 0 ? "no 'format' attribute; not a hubert feature file" : "unreadable 'format' attribute");
-  }
-  if (strcmp(fmt, FEAT_FORMAT) != 0) {
-    hb_fail("%s: format attribute is '%s', expected '%s'", path, fmt, FEAT_FORMAT);
-    free(fmt);
-    featfile_free(f);
-    return -1;
-  }
-  free(fmt);
-  int64_t version = 0;
-  if ((r = read_num_attr(f->file, "version", H5T_NATIVE_INT64, &version)) != 0 || version != FEAT_VERSION) {
-    featfile_free(f);
-    if (r) return hb_fail("%s: missing or unreadable 'version' attribute", path);
-    return hb_fail("%s: version %lld is not supported (this build reads version %d)", path, (long long)version, FEAT_VERSION);
-  }
-  if ((r = read_str_attr(f->file, "kind", &f->kind)) != 0) {
-    featfile_free(f);
-    return hb_fail("%s: missing or unreadable 'kind' attribute", path);
-  }
-  if (read_num_attr(f->file, "rate", H5T_NATIVE_DOUBLE, &f->rate) != 0 || !(f->rate > 0) || !isfinite(f->rate)) {
-    featfile_free(f);
-    return hb_fail("%s: missing or invalid 'rate' attribute (frames per second)", path);
-  }
-  if (read_num_attr(f->file, "num_utts", H5T_NATIVE_INT64, &f->num_utts) != 0 || f->num_utts < 0 ||
-      f->num_utts > ((int64_t)1 << 40)) {
-    f->num_utts = 0;
-    featfile_free(f);
-    return hb_fail("%s: missing or invalid 'num_utts' attribute", path);
-  }
-  if (H5Aiterate2(f->file, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_attr, f) < 0) {
-    featfile_free(f);
-    return hb_fail("%s: cannot read root attributes", path);
-  }
-  if (read_utt_ids(f) || read_offsets(f) || scan_datasets(f)) {
+  if (read_header(f) || read_utt_ids(f) || read_offsets(f) || scan_datasets(f)) {
     featfile_free(f);
     return -1;
   }
@@ -713,22 +512,7 @@ int featfile_dataset(const hb_featfile *f, const char *name, int *dim, int64_t *
 int featfile_read_rows(const hb_featfile *f, const char *name, int64_t row0, int64_t nrows, float *out) {
   int d = find_dset(f, name);
   if (d < 0) return -1;
-  if (row0 < 0 || nrows < 0 || row0 > f->dframes[d] || nrows > f->dframes[d] - row0)
-    return hb_fail("%s: dataset /%s: rows [%lld, %lld) outside [0, %lld)", f->path, name, (long long)row0,
-                   (long long)(row0 + nrows), (long long)f->dframes[d]);
-  if (nrows == 0) return 0;
-  hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)nrows, (hsize_t)f->ddims[d]};
-  hid_t fs = H5Dget_space(f->dids[d]);
-  hid_t ms = H5Screate_simple(2, count, NULL);
-  int rc = -1;
-  if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
-      H5Dread(f->dids[d], H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) >= 0)
-    rc = 0;
-  if (ms >= 0) H5Sclose(ms);
-  if (fs >= 0) H5Sclose(fs);
-  if (rc) hb_fail("%s: dataset /%s: cannot read rows [%lld, %lld) (corrupt file?)", f->path, name,
-                  (long long)row0, (long long)(row0 + nrows));
-  return rc;
+  return h5io_read_rows(f->dids[d], NULL, H5T_NATIVE_FLOAT, row0, nrows, out);
 }
 
 const char *featfile_attr(const hb_featfile *f, const char *key) {

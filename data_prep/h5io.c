@@ -98,6 +98,8 @@ done:
   return rc ? h5io_fail(loc, NULL, "cannot write attribute '%s'", key) : 0;
 }
 
+hid_t h5io_str_type(void) { return vlen_str_type(H5T_CSET_UTF8); }
+
 int h5io_write_str_attr(hid_t loc, const char *key, const char *value) {
   hid_t t = vlen_str_type(H5T_CSET_UTF8);
   if (t < 0) return h5io_fail(loc, NULL, "attribute '%s': cannot make a string type", key);

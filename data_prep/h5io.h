@@ -30,6 +30,9 @@ int h5io_fail(hid_t loc, const char *name, const char *fmt, ...) HB_PRINTF(3, 4)
 int h5io_exists(hid_t loc, const char *name);
 int h5io_attr_exists(hid_t loc, const char *key);
 
+// Variable-length UTF-8 string type (H5Tclose it); -1 on failure.
+hid_t h5io_str_type(void);
+
 // Scalar attributes; writing replaces an existing one. Reading a missing attribute is an error.
 int h5io_write_str_attr(hid_t loc, const char *key, const char *value);
 int h5io_write_i64_attr(hid_t loc, const char *key, int64_t v);
