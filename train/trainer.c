@@ -215,6 +215,8 @@ static int zero_step(trainer *t, double scale, double lr, hb_optim_stats *os) {
   if (clip > 0 && clip / (os->grad_norm + 1e-6) < 1) os->clip_coef = clip / (os->grad_norm + 1e-6);
   hb_optim_stats local;
   HB_TRY(optim_step(&t->opt, p, g, scale * os->clip_coef, lr, 0, &local));
+  // NCCL runs on its own stream: the AdamW kernels on the ops stream must have finished.
+  if (t->comm.kind == HB_COMM_NCCL && t->ctx.be->sync && t->ctx.be->sync(&t->ctx)) return hb_fail_prefix("ZeRO-1 step");
   t->comm.what = "parameter all-gather";
   return comm_allgather_f32(&t->comm, t->model.params, t->zoff);
 }
@@ -458,8 +460,18 @@ static int zero_shard(trainer *t, const hb_adamw_hparams *hp) {
     t->opt = full;
     return -1;
   }
-  memcpy(t->opt.m, full.m + lo, sizeof(float) * (hi - lo));
-  memcpy(t->opt.v, full.v + lo, sizeof(float) * (hi - lo));
+  // The shard's moments live where the full ones did (GPU: device memory, copied on the device).
+  hb_ctx *ctx = &t->ctx;
+  if (full.ctx && optim_use_backend(&t->opt, full.ctx)) rc = -1;
+  if (!rc && hi > lo)
+    rc = ctx->be->copy(ctx, t->opt.m, full.m + lo, sizeof(float) * (hi - lo)) ||
+                 ctx->be->copy(ctx, t->opt.v, full.v + lo, sizeof(float) * (hi - lo))
+             ? -1 : 0;
+  if (rc) {
+    optim_free(&t->opt);
+    t->opt = full;
+    return hb_fail_prefix("ZeRO-1 optimizer shard");
+  }
   t->opt.step = full.step;
   t->opt.skipped = full.skipped;
   optim_free(&full);
@@ -475,13 +487,19 @@ int trainer_full_optim(trainer *t, hb_adamw *full, int *owned) {
   hb_adamw_hparams hp = train_config_adamw(&t->cfg);
   HB_TRY(optim_init_layout(full, &t->model.layout, &hp));
   *owned = 1;
+  // Gathered where the shards live (GPU: device buffers for NCCL; optim_save stages to the host).
+  hb_ctx *ctx = &t->ctx;
   const size_t lo = t->zoff[t->comm.rank], n = t->zoff[t->comm.rank + 1] - lo;
-  memcpy(full->m + lo, t->opt.m, sizeof(float) * n);
-  memcpy(full->v + lo, t->opt.v, sizeof(float) * n);
+  int rc = t->opt.ctx ? optim_use_backend(full, t->opt.ctx) : 0;
+  if (!rc && n)
+    rc = ctx->be->copy(ctx, full->m + lo, t->opt.m, sizeof(float) * n) ||
+                 ctx->be->copy(ctx, full->v + lo, t->opt.v, sizeof(float) * n)
+             ? -1 : 0;
+  if (!rc && t->comm.kind == HB_COMM_NCCL && ctx->be->sync) rc = ctx->be->sync(ctx);
   full->step = t->opt.step;
   full->skipped = t->opt.skipped;
   t->comm.what = "optimizer-state all-gather (checkpoint)";
-  if (comm_allgather_f32(&t->comm, full->m, t->zoff) || comm_allgather_f32(&t->comm, full->v, t->zoff)) {
+  if (rc || comm_allgather_f32(&t->comm, full->m, t->zoff) || comm_allgather_f32(&t->comm, full->v, t->zoff)) {
     optim_free(full);
     *owned = 0;
     return -1;
@@ -507,8 +525,6 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
   t->zero = c->distributed_training.zero && t->comm.world > 1;
   t->overlap = c->distributed_training.overlap_comm && t->comm.world > 1 && !t->zero;
   if (t->overlap) HB_TRY(comm_async_check(&t->comm));
-  if (t->zero && c->common.device)
-    return hb_fail("distributed_training.zero: 1 runs on CPU ranks only for now (set it to 0 with common.device: cuda)");
   t->st.world_size = t->comm.world;
   // Resume point first: the loader starts at the saved position.
   HB_TRY(checkpoint_resolve(c->checkpoint.save_dir, args->resume ? args->resume : "auto", t->resume_dir, &t->resumed));
