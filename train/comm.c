@@ -158,10 +158,18 @@ int comm_allreduce_async_ready(hb_comm_async *a, size_t off, size_t len) {
   if (off > a->n || len > a->n - off)
     return hb_fail("overlapped all-reduce: range [%zu, %zu) outside the %zu-float buffer", off, off + len, a->n);
   const size_t bf = a->c->bucket_floats;
+  // Counts only: a float marked twice shows as a bucket receiving more floats than it has left
+  // (checked for every bucket of the range before anything changes).
+  for (size_t o = off, l = len; l;) {
+    const size_t b = o / bf, take = (b + 1) * bf - o < l ? (b + 1) * bf - o : l;
+    if (take > a->left[b])
+      return hb_fail("overlapped all-reduce: range [%zu, %zu) marks %zu floats of bucket %zu, which has %zu left "
+                     "(a range marked ready twice)", off, off + len, take, b, a->left[b]);
+    o += take;
+    l -= take;
+  }
   while (len) {
     const size_t b = off / bf, take = (b + 1) * bf - off < len ? (b + 1) * bf - off : len;
-    if (take > a->left[b])
-      return hb_fail("overlapped all-reduce: range [%zu, %zu) marked ready twice (bucket %zu)", off, off + take, b);
     a->left[b] -= take;
     if (!a->left[b]) HB_TRY(start_bucket(a, b));
     off += take;

@@ -1,7 +1,10 @@
 // The NCCL communicator at world size 1 (HUBERT_COMM_BACKEND=nccl): init (no id exchange),
 // all-reduce of a device buffer in several buckets, double all-reduce, reduce-scatter /
 // all-gather over uneven ranges, broadcast and barrier are the identity; the unique-id exchange
-// and multi-rank sums need several GPUs (docs/distributed.md). Skips (77) without NCCL or a GPU.
+// and multi-rank sums need several GPUs (docs/distributed.md). The overlapped all-reduce: ranges
+// written by kernels on the ops stream and marked ready in reverse order (buckets start on the
+// NCCL stream after an event on the ops stream) give the values the kernels wrote.
+// Skips (77) without NCCL or a GPU.
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +41,20 @@ int main(void) {
   CHECK_OK(comm_barrier(&c));
   CHECK_OK(ctx.be->download(&ctx, back, d, sizeof(float) * n));
   CHECK_REL("nccl world-1 collectives (identity)", rel_err_f32(back, h, n), 0.0);
+  // Overlap: scale each 1000-float range on the ops stream (x 2), mark it, last range first.
+  hb_comm_async as;
+  c.what = "test overlapped all-reduce";
+  CHECK_OK(comm_allreduce_async_begin(&c, &as, d, n, &ctx));
+  for (size_t hi = n; hi > 0; hi = hi > 1000 ? hi - 1000 : 0) {
+    const size_t lo = hi > 1000 ? hi - 1000 : 0;
+    CHECK_OK(ctx.be->scale(&ctx, d + lo, d + lo, 2.0f, hi - lo));
+    CHECK_OK(comm_allreduce_async_ready(&as, lo, hi - lo));
+  }
+  CHECK(as.started == as.nb && as.nb == 5);
+  CHECK_OK(comm_allreduce_async_wait(&as));
+  CHECK_OK(ctx.be->download(&ctx, back, d, sizeof(float) * n));
+  for (size_t i = 0; i < n; i++) h[i] *= 2.0f;
+  CHECK_REL("nccl world-1 overlapped all-reduce after kernels on the ops stream", rel_err_f32(back, h, n), 0.0);
   double s[3] = {1.5, -2.0, 1e300};
   CHECK_OK(comm_allreduce_f64(&c, s, 3));
   CHECK(s[0] == 1.5 && s[1] == -2.0 && s[2] == 1e300);
