@@ -18,6 +18,19 @@ static int drop(hb_ctx *ctx, float *x, size_t n, hb_drop_site d) {
   return d.p > 0.0f ? ctx->be->dropout(ctx, x, x, n, d.p, d.seed) : 0;
 }
 
+int blocks_check_batch(const hb_config *c, const char *what, const long *lengths, int B, long L, int max_B,
+                       long max_samples, int *frames) {
+  if (B < 1 || B > max_B || L > max_samples)
+    return hb_fail("%s: batch %d x %ld samples exceeds the arena (%d x %ld)", what, B, L, max_B, max_samples);
+  const int rf = config_receptive_field(c);
+  for (int b = 0; b < B; b++) {
+    if (lengths[b] < rf || lengths[b] > L)
+      return hb_fail("%s: utterance %d has %ld samples (need %d..%ld)", what, b, lengths[b], rf, L);
+    frames[b] = config_num_frames(c, lengths[b]);
+  }
+  return 0;
+}
+
 int blocks_extractor(hb_model *m, const hb_conv_slots *s, const float *wave, int B, long L, int *Tout) {
   const hb_config *c = &m->cfg;
   const hb_backend *be = m->ctx->be;

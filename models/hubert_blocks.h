@@ -44,6 +44,12 @@ typedef struct {
   hb_drop_site att, att_prob, act, ffn;
 } hb_layer_drop;
 
+// Checks a batch against the arena's limits (max_B utterances of max_samples samples) and each
+// length against [receptive field, L]; frames[b] receives each utterance's valid frame count.
+// what: the caller, for the error message.
+int blocks_check_batch(const hb_config *c, const char *what, const long *lengths, int B, long L, int max_B,
+                       long max_samples, int *frames);
+
 // wave (B, L) -> s->act[num_conv - 1] (B, *T, Cc).
 int blocks_extractor(hb_model *m, const hb_conv_slots *s, const float *wave, int B, long L, int *T);
 

@@ -54,14 +54,7 @@ int model_forward(hb_model *m, hb_fwd_arena *a, const float *wave, const long *l
   const hb_config *c = &m->cfg;
   const hb_backend *be = m->ctx->be;
   hb_ctx *ctx = m->ctx;
-  if (B < 1 || B > a->max_B || L > a->max_samples)
-    return hb_fail("forward: batch %d x %ld samples exceeds the arena (%d x %ld)", B, L, a->max_B, a->max_samples);
-  const int rf = config_receptive_field(c);
-  for (int b = 0; b < B; b++) {
-    if (lengths[b] < rf || lengths[b] > L)
-      return hb_fail("forward: utterance %d has %ld samples (need %d..%ld)", b, lengths[b], rf, L);
-    frames[b] = config_num_frames(c, lengths[b]);
-  }
+  HB_TRY(blocks_check_batch(c, "forward", lengths, B, L, a->max_B, a->max_samples, frames));
   // The shared blocks (models/hubert_blocks.h) on reused scratch, nothing saved, no dropout:
   // extractor block l runs in place in ping-pong buffer l & 1; the projection's LN runs in place
   // in the features, then everything up to the layer outputs lives in x, the positional conv in

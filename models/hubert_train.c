@@ -208,14 +208,8 @@ int model_forward_train(hb_model *m, hb_train_arena *a, const float *wave, const
   const hb_backend *be = m->ctx->be;
   hb_ctx *ctx = m->ctx;
   if (ops_check_backward(ctx)) return hb_fail_prefix("training forward");
-  if (B < 1 || B > a->max_B || L > a->max_samples)
-    return hb_fail("training forward: batch %d x %ld samples exceeds the arena (%d x %ld)", B, L, a->max_B, a->max_samples);
-  const int rf = config_receptive_field(c);
-  for (int b = 0; b < B; b++) {
-    if (lengths[b] < rf || lengths[b] > L)
-      return hb_fail("training forward: utterance %d has %ld samples (need %d..%ld)", b, lengths[b], rf, L);
-    a->frames[b] = frames[b] = config_num_frames(c, lengths[b]);
-  }
+  HB_TRY(blocks_check_batch(c, "training forward", lengths, B, L, a->max_B, a->max_samples, frames));
+  memcpy(a->frames, frames, sizeof(int) * (size_t)B);
   a->B = B;
   a->L = L;
   a->wave = wave;
