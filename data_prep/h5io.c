@@ -237,7 +237,7 @@ int h5io_write_1d(hid_t loc, const char *name, hid_t ft, hid_t mt, const void *d
 int h5io_write_strings(hid_t loc, const char *name, char *const *s, int64_t n) {
   hid_t t = vlen_str_type(H5T_CSET_UTF8);
   if (t < 0) return h5io_fail(loc, name, "cannot make a string type");
-  int rc = h5io_write(loc, name, t, t, 1, &n, s, 0);
+  int rc = h5io_write(loc, name, t, t, 1, &n, s, 1024);   // chunked: no filters on variable-length data
   H5Tclose(t);
   return rc;
 }

@@ -49,7 +49,7 @@ int h5io_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank, 
                const void *data, int64_t chunk_rows);
 int h5io_write_1d(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *data, int64_t n,
                   int64_t chunk_rows);
-// 1-d variable-length UTF-8 strings (n).
+// 1-d variable-length UTF-8 strings (n), chunked by 1024, uncompressed.
 int h5io_write_strings(hid_t loc, const char *name, char *const *s, int64_t n);
 
 // Checks that dataset `name` exists with the given rank; dims (rank) out; *cls (if non-NULL)
