@@ -1,4 +1,4 @@
-// Helpers of the CUDA-vs-CPU tests (test_heads_cuda.c, test_train_cuda.c): random host data,
+// Helpers of the CUDA-vs-CPU tests (tests/cuda/test_*_cuda.c): random host data,
 // device copies followed by guard floats, downloads that check the guard, the skip rule.
 #ifndef HB_CUDA_TEST_UTIL_H
 #define HB_CUDA_TEST_UTIL_H
@@ -18,12 +18,16 @@
 static hb_rng ct_rng;
 static hb_ctx ct_cpu, ct_gpu;
 
-// Seed (fresh, HUBERT_TEST_SEED fixes it), CPU and CUDA contexts; exits 77 without a GPU or
-// without the CUDA backend.
-static inline uint64_t ct_init(const char *name) {
+// Seed (fresh, HUBERT_TEST_SEED fixes it): printed, seeds ct_rng.
+static inline uint64_t ct_seed(const char *name) {
   uint64_t seed = getenv("HUBERT_TEST_SEED") ? strtoull(getenv("HUBERT_TEST_SEED"), NULL, 10) : (uint64_t)time(NULL);
   printf("%s: seed %llu (HUBERT_TEST_SEED fixes it)\n", name, (unsigned long long)seed);
   rng_init(&ct_rng, seed);
+  return seed;
+}
+
+// CPU and CUDA contexts; exits 77 without a GPU or without the CUDA backend.
+static inline void ct_contexts(const char *name) {
   if (ops_ctx_init(&ct_gpu, "cuda", 0)) {
     const char *msg = hb_errmsg();
     if (strstr(msg, "no CUDA device") || strstr(msg, "not built in")) {
@@ -37,6 +41,12 @@ static inline uint64_t ct_init(const char *name) {
     fprintf(stderr, "%s: cpu context: %s\n", name, hb_errmsg());
     exit(1);
   }
+}
+
+// ct_seed, then ct_contexts.
+static inline uint64_t ct_init(const char *name) {
+  const uint64_t seed = ct_seed(name);
+  ct_contexts(name);
   return seed;
 }
 
@@ -48,6 +58,11 @@ static inline float *ct_randn(size_t n, double sd) {
 static inline float *ct_nan(size_t n) {
   float *p = malloc(sizeof(float) * (n ? n : 1));
   for (size_t i = 0; i < n; i++) p[i] = NAN;
+  return p;
+}
+static inline float *ct_copy(const float *h, size_t n) {
+  float *p = malloc(sizeof(float) * (n ? n : 1));
+  memcpy(p, h, sizeof(float) * n);
   return p;
 }
 
@@ -95,11 +110,15 @@ static inline int ct_get(const char *name, void *h, const void *d, size_t bytes)
   return 0;
 }
 
-// Compares device output d (n floats + guard) with ref at rel. L2 error tol; frees d.
-static inline void ct_check(const char *name, float *d, const float *ref, size_t n, double tol) {
+// Compares device output d (n floats + guard) with ref at rel. L2 error tol; d stays allocated.
+static inline void ct_check_keep(const char *name, const float *d, const float *ref, size_t n, double tol) {
   float *h = malloc(sizeof(float) * (n ? n : 1));
   if (!ct_get(name, h, d, sizeof(float) * n)) CHECK_REL(name, rel_err_f32(h, ref, n), tol);
   free(h);
+}
+// ct_check_keep, then frees d.
+static inline void ct_check(const char *name, float *d, const float *ref, size_t n, double tol) {
+  ct_check_keep(name, d, ref, n, tol);
   ct_gpu.be->free(&ct_gpu, d);
 }
 

@@ -6,94 +6,36 @@
 // Seed: fresh each run, HUBERT_TEST_SEED fixes it. HUBERT_CUDA_TEST_QUICK=1 skips the Base model.
 #include <math.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include <stdio.h>
 
-#include "common/rng.h"
-#include "kernels/ops.h"
 #include "models/hubert.h"
-#include "tests/test_util.h"
-
-#define GUARD 64
-#define GUARD_VAL 12345.678f
-
-static hb_rng g_rng;
-static hb_ctx g_cpu, g_gpu;
-
-static float *randn(size_t n, double sd) {
-  float *p = malloc(sizeof(float) * (n ? n : 1));
-  for (size_t i = 0; i < n; i++) p[i] = (float)(sd * rng_normal(&g_rng));
-  return p;
-}
-static float *nan_out(size_t n) {
-  float *p = malloc(sizeof(float) * (n ? n : 1));
-  for (size_t i = 0; i < n; i++) p[i] = NAN;
-  return p;
-}
-
-// Device copy of h (n floats; h == NULL: NaN) followed by GUARD sentinel floats.
-static float *dev(const float *h, size_t n) {
-  float *tmp = malloc(sizeof(float) * (n + GUARD));
-  for (size_t i = 0; i < n + GUARD; i++) tmp[i] = i < n ? (h ? h[i] : NAN) : GUARD_VAL;
-  float *d = g_gpu.be->alloc(&g_gpu, sizeof(float) * (n + GUARD));
-  if (!d || g_gpu.be->upload(&g_gpu, d, tmp, sizeof(float) * (n + GUARD))) {
-    fprintf(stderr, "device buffer of %zu floats: %s\n", n, hb_errmsg());
-    exit(1);
-  }
-  free(tmp);
-  return d;
-}
-
-// Downloads the device output d (n floats + guard), compares with the CPU result, checks the
-// guard, frees d.
-static void check_dev(const char *name, float *d, const float *ref, size_t n, double tol) {
-  float *h = malloc(sizeof(float) * (n + GUARD));
-  int rc = g_gpu.be->sync(&g_gpu);
-  if (!rc) rc = g_gpu.be->download(&g_gpu, h, d, sizeof(float) * (n + GUARD));
-  g_test_checks++;
-  if (rc) {
-    g_test_failures++;
-    fprintf(stderr, "FAIL %s: download: %s\n", name, hb_errmsg());
-  } else {
-    CHECK_REL(name, rel_err_f32(h, ref, n), tol);
-    int guard = 1;
-    for (size_t i = n; i < n + GUARD; i++) guard &= h[i] == GUARD_VAL;
-    if (!guard) {
-      g_test_failures++;
-      fprintf(stderr, "FAIL %s: write past the end of the output (guard overwritten)\n", name);
-    }
-  }
-  free(h);
-  g_gpu.be->free(&g_gpu, d);
-}
+#include "tests/cuda/cuda_test_util.h"
 
 static void test_conv1d(int B, int Tin, int Cin, int Cout, int K, int S, int pad, int G, int bias) {
   const int Tout = (Tin + 2 * pad - K) / S + 1;
   const size_t nx = (size_t)B * Tin * Cin, nw = (size_t)Cout * (Cin / G) * K, ny = (size_t)B * Tout * Cout;
-  float *x = randn(nx, 1.0), *w = randn(nw, 0.3), *b = bias ? randn(Cout, 0.5) : NULL, *y = nan_out(ny);
-  float *dx = dev(x, nx), *dw = dev(w, nw), *db = bias ? dev(b, Cout) : NULL, *dy = dev(NULL, ny);
-  CHECK_OK(g_cpu.be->conv1d(&g_cpu, y, x, w, b, B, Tin, Cin, Cout, K, S, pad, G));
-  CHECK_OK(g_gpu.be->conv1d(&g_gpu, dy, dx, dw, db, B, Tin, Cin, Cout, K, S, pad, G));
+  float *x = ct_randn(nx, 1.0), *w = ct_randn(nw, 0.3), *b = bias ? ct_randn(Cout, 0.5) : NULL, *y = ct_nan(ny);
+  float *dx = ct_dev(x, nx), *dw = ct_dev(w, nw), *db = bias ? ct_dev(b, Cout) : NULL, *dy = ct_dev(NULL, ny);
+  CHECK_OK(ct_cpu.be->conv1d(&ct_cpu, y, x, w, b, B, Tin, Cin, Cout, K, S, pad, G));
+  CHECK_OK(ct_gpu.be->conv1d(&ct_gpu, dy, dx, dw, db, B, Tin, Cin, Cout, K, S, pad, G));
   char name[96];
   snprintf(name, sizeof name, "conv1d B%d T%d %d->%d k%d s%d p%d g%d%s", B, Tin, Cin, Cout, K, S, pad, G, bias ? " +b" : "");
-  check_dev(name, dy, y, ny, TOL_CUDA_F32);
-  g_gpu.be->free(&g_gpu, dx), g_gpu.be->free(&g_gpu, dw), g_gpu.be->free(&g_gpu, db);
+  ct_check(name, dy, y, ny, TOL_CUDA_F32);
+  ct_gpu.be->free(&ct_gpu, dx), ct_gpu.be->free(&ct_gpu, dw), ct_gpu.be->free(&ct_gpu, db);
   free(x), free(w), free(b), free(y);
 }
 
 static void test_linear(int N, int Cin, int Cout, int bias) {
-  float *x = randn((size_t)N * Cin, 1), *w = randn((size_t)Cout * Cin, 0.1), *b = bias ? randn(Cout, 1) : NULL;
+  float *x = ct_randn((size_t)N * Cin, 1), *w = ct_randn((size_t)Cout * Cin, 0.1), *b = bias ? ct_randn(Cout, 1) : NULL;
   const size_t ny = (size_t)N * Cout;
-  float *y = nan_out(ny);
-  float *dx = dev(x, (size_t)N * Cin), *dw = dev(w, (size_t)Cout * Cin), *db = bias ? dev(b, Cout) : NULL, *dy = dev(NULL, ny);
-  CHECK_OK(g_cpu.be->linear(&g_cpu, y, x, w, b, N, Cin, Cout));
-  CHECK_OK(g_gpu.be->linear(&g_gpu, dy, dx, dw, db, N, Cin, Cout));
+  float *y = ct_nan(ny);
+  float *dx = ct_dev(x, (size_t)N * Cin), *dw = ct_dev(w, (size_t)Cout * Cin), *db = bias ? ct_dev(b, Cout) : NULL, *dy = ct_dev(NULL, ny);
+  CHECK_OK(ct_cpu.be->linear(&ct_cpu, y, x, w, b, N, Cin, Cout));
+  CHECK_OK(ct_gpu.be->linear(&ct_gpu, dy, dx, dw, db, N, Cin, Cout));
   char name[64];
   snprintf(name, sizeof name, "linear %d x %d->%d%s", N, Cin, Cout, bias ? " +b" : "");
-  check_dev(name, dy, y, ny, TOL_CUDA_F32);
-  g_gpu.be->free(&g_gpu, dx), g_gpu.be->free(&g_gpu, dw), g_gpu.be->free(&g_gpu, db);
+  ct_check(name, dy, y, ny, TOL_CUDA_F32);
+  ct_gpu.be->free(&ct_gpu, dx), ct_gpu.be->free(&ct_gpu, dw), ct_gpu.be->free(&ct_gpu, db);
   free(x), free(w), free(b), free(y);
 }
 
@@ -101,99 +43,99 @@ static void test_linear(int N, int Cin, int Cout, int bias) {
 // fewer groups), on inputs with an offset mean (tests the two-pass variance).
 static void test_norms(int B, int T, int C) {
   const size_t n = (size_t)B * T * C;
-  float *x = randn(n, 2.0), *g = randn(C, 1), *bt = randn(C, 1), *y = nan_out(n);
+  float *x = ct_randn(n, 2.0), *g = ct_randn(C, 1), *bt = ct_randn(C, 1), *y = ct_nan(n);
   for (size_t i = 0; i < n; i++) x[i] += 3.0f;
-  float *dx = dev(x, n), *dg = dev(g, C), *dbt = dev(bt, C);
+  float *dx = ct_dev(x, n), *dg = ct_dev(g, C), *dbt = ct_dev(bt, C);
   char name[64];
-  CHECK_OK(g_cpu.be->layer_norm(&g_cpu, y, x, g, bt, B * T, C, 1e-5f));
-  float *dy = dev(NULL, n);
-  CHECK_OK(g_gpu.be->layer_norm(&g_gpu, dy, dx, dg, dbt, B * T, C, 1e-5f));
+  CHECK_OK(ct_cpu.be->layer_norm(&ct_cpu, y, x, g, bt, B * T, C, 1e-5f));
+  float *dy = ct_dev(NULL, n);
+  CHECK_OK(ct_gpu.be->layer_norm(&ct_gpu, dy, dx, dg, dbt, B * T, C, 1e-5f));
   snprintf(name, sizeof name, "layer_norm %d x %d", B * T, C);
-  check_dev(name, dy, y, n, TOL_CUDA_F32);
-  dy = dev(x, n);
-  CHECK_OK(g_gpu.be->layer_norm(&g_gpu, dy, dy, dg, dbt, B * T, C, 1e-5f));
+  ct_check(name, dy, y, n, TOL_CUDA_F32);
+  dy = ct_dev(x, n);
+  CHECK_OK(ct_gpu.be->layer_norm(&ct_gpu, dy, dy, dg, dbt, B * T, C, 1e-5f));
   snprintf(name, sizeof name, "layer_norm %d x %d in place", B * T, C);
-  check_dev(name, dy, y, n, TOL_CUDA_F32);
+  ct_check(name, dy, y, n, TOL_CUDA_F32);
   const int groups[] = {C, C / 4 > 0 ? C / 4 : 1, 1};
   for (int gi = 0; gi < 3; gi++) {
     const int G = groups[gi];
     if (C % G) continue;
     for (size_t i = 0; i < n; i++) y[i] = NAN;
-    CHECK_OK(g_cpu.be->group_norm(&g_cpu, y, x, g, bt, B, T, C, G, 1e-5f));
-    dy = dev(NULL, n);
-    CHECK_OK(g_gpu.be->group_norm(&g_gpu, dy, dx, dg, dbt, B, T, C, G, 1e-5f));
+    CHECK_OK(ct_cpu.be->group_norm(&ct_cpu, y, x, g, bt, B, T, C, G, 1e-5f));
+    dy = ct_dev(NULL, n);
+    CHECK_OK(ct_gpu.be->group_norm(&ct_gpu, dy, dx, dg, dbt, B, T, C, G, 1e-5f));
     snprintf(name, sizeof name, "group_norm B%d T%d C%d G%d", B, T, C, G);
-    check_dev(name, dy, y, n, TOL_CUDA_F32);
-    dy = dev(x, n);
-    CHECK_OK(g_gpu.be->group_norm(&g_gpu, dy, dy, dg, dbt, B, T, C, G, 1e-5f));
+    ct_check(name, dy, y, n, TOL_CUDA_F32);
+    dy = ct_dev(x, n);
+    CHECK_OK(ct_gpu.be->group_norm(&ct_gpu, dy, dy, dg, dbt, B, T, C, G, 1e-5f));
     snprintf(name, sizeof name, "group_norm G%d in place", G);
-    check_dev(name, dy, y, n, TOL_CUDA_F32);
+    ct_check(name, dy, y, n, TOL_CUDA_F32);
   }
-  g_gpu.be->free(&g_gpu, dx), g_gpu.be->free(&g_gpu, dg), g_gpu.be->free(&g_gpu, dbt);
+  ct_gpu.be->free(&ct_gpu, dx), ct_gpu.be->free(&ct_gpu, dg), ct_gpu.be->free(&ct_gpu, dbt);
   free(x), free(g), free(bt), free(y);
 }
 
 static void test_elementwise(size_t n, int N, int D) {
-  float *x = randn(n, 3), *z = randn(n, 1), *y = nan_out(n);
-  float *dx = dev(x, n), *dz = dev(z, n), *dy;
-  CHECK_OK(g_cpu.be->gelu(&g_cpu, y, x, n));
-  dy = dev(NULL, n);
-  CHECK_OK(g_gpu.be->gelu(&g_gpu, dy, dx, n));
-  check_dev("gelu", dy, y, n, TOL_CUDA_F32);
-  dy = dev(x, n);
-  CHECK_OK(g_gpu.be->gelu(&g_gpu, dy, dy, n));
-  check_dev("gelu in place", dy, y, n, TOL_CUDA_F32);
-  CHECK_OK(g_cpu.be->add(&g_cpu, y, x, z, n));
-  dy = dev(NULL, n);
-  CHECK_OK(g_gpu.be->add(&g_gpu, dy, dx, dz, n));
-  check_dev("add", dy, y, n, TOL_CUDA_F32);
-  dy = dev(x, n);
-  CHECK_OK(g_gpu.be->add(&g_gpu, dy, dy, dz, n));
-  check_dev("add in place", dy, y, n, TOL_CUDA_F32);
+  float *x = ct_randn(n, 3), *z = ct_randn(n, 1), *y = ct_nan(n);
+  float *dx = ct_dev(x, n), *dz = ct_dev(z, n), *dy;
+  CHECK_OK(ct_cpu.be->gelu(&ct_cpu, y, x, n));
+  dy = ct_dev(NULL, n);
+  CHECK_OK(ct_gpu.be->gelu(&ct_gpu, dy, dx, n));
+  ct_check("gelu", dy, y, n, TOL_CUDA_F32);
+  dy = ct_dev(x, n);
+  CHECK_OK(ct_gpu.be->gelu(&ct_gpu, dy, dy, n));
+  ct_check("gelu in place", dy, y, n, TOL_CUDA_F32);
+  CHECK_OK(ct_cpu.be->add(&ct_cpu, y, x, z, n));
+  dy = ct_dev(NULL, n);
+  CHECK_OK(ct_gpu.be->add(&ct_gpu, dy, dx, dz, n));
+  ct_check("add", dy, y, n, TOL_CUDA_F32);
+  dy = ct_dev(x, n);
+  CHECK_OK(ct_gpu.be->add(&ct_gpu, dy, dy, dz, n));
+  ct_check("add in place", dy, y, n, TOL_CUDA_F32);
   const size_t ns = (size_t)N * D;
-  float *s = randn(ns, 4);
-  float *ds = dev(s, ns);
-  CHECK_OK(g_cpu.be->softmax(&g_cpu, s, N, D));
-  CHECK_OK(g_gpu.be->softmax(&g_gpu, ds, N, D));
+  float *s = ct_randn(ns, 4);
+  float *ds = ct_dev(s, ns);
+  CHECK_OK(ct_cpu.be->softmax(&ct_cpu, s, N, D));
+  CHECK_OK(ct_gpu.be->softmax(&ct_gpu, ds, N, D));
   char name[64];
   snprintf(name, sizeof name, "softmax %d x %d", N, D);
-  check_dev(name, ds, s, ns, TOL_CUDA_F32);
-  g_gpu.be->free(&g_gpu, dx), g_gpu.be->free(&g_gpu, dz);
+  ct_check(name, ds, s, ns, TOL_CUDA_F32);
+  ct_gpu.be->free(&ct_gpu, dx), ct_gpu.be->free(&ct_gpu, dz);
   free(x), free(z), free(y), free(s);
 }
 
 static void test_attention(int B, int T, int H, int Dh, int padded) {
   const size_t n = (size_t)B * T * H * Dh;
-  float *q = randn(n, 1), *k = randn(n, 1), *v = randn(n, 1), *y = nan_out(n);
+  float *q = ct_randn(n, 1), *k = ct_randn(n, 1), *v = ct_randn(n, 1), *y = ct_nan(n);
   int *len = malloc(sizeof(int) * B);
   for (int b = 0; b < B; b++) len[b] = padded ? (b == B - 1 ? 1 : T - (int)((b * 7919) % (T / 2 + 1))) : T;
-  float *dq = dev(q, n), *dk = dev(k, n), *dv = dev(v, n), *dy = dev(NULL, n);
+  float *dq = ct_dev(q, n), *dk = ct_dev(k, n), *dv = ct_dev(v, n), *dy = ct_dev(NULL, n);
   const float scale = 1.0f / sqrtf((float)Dh);
-  CHECK_OK(g_cpu.be->attention(&g_cpu, y, q, k, v, padded ? len : NULL, B, T, H, Dh, scale));
-  CHECK_OK(g_gpu.be->attention(&g_gpu, dy, dq, dk, dv, padded ? len : NULL, B, T, H, Dh, scale));
+  CHECK_OK(ct_cpu.be->attention(&ct_cpu, y, q, k, v, padded ? len : NULL, B, T, H, Dh, scale));
+  CHECK_OK(ct_gpu.be->attention(&ct_gpu, dy, dq, dk, dv, padded ? len : NULL, B, T, H, Dh, scale));
   char name[80];
   snprintf(name, sizeof name, "attention B%d T%d H%d Dh%d%s", B, T, H, Dh, padded ? " padded" : "");
-  check_dev(name, dy, y, n, TOL_CUDA_F32);
-  g_gpu.be->free(&g_gpu, dq), g_gpu.be->free(&g_gpu, dk), g_gpu.be->free(&g_gpu, dv);
+  ct_check(name, dy, y, n, TOL_CUDA_F32);
+  ct_gpu.be->free(&ct_gpu, dq), ct_gpu.be->free(&ct_gpu, dk), ct_gpu.be->free(&ct_gpu, dv);
   free(q), free(k), free(v), free(y), free(len);
 }
 
 static void test_weight_norm_mask(int O, int In, int K) {
   const size_t n = (size_t)O * In * K;
-  float *v = randn(n, 1), *g = randn(K, 1), *w = nan_out(n);
-  float *dv = dev(v, n), *dg = dev(g, K), *dw = dev(NULL, n);
-  CHECK_OK(g_cpu.be->weight_norm(&g_cpu, w, v, g, O, In, K));
-  CHECK_OK(g_gpu.be->weight_norm(&g_gpu, dw, dv, dg, O, In, K));
-  check_dev("weight_norm (dim=2)", dw, w, n, TOL_CUDA_F32);
+  float *v = ct_randn(n, 1), *g = ct_randn(K, 1), *w = ct_nan(n);
+  float *dv = ct_dev(v, n), *dg = ct_dev(g, K), *dw = ct_dev(NULL, n);
+  CHECK_OK(ct_cpu.be->weight_norm(&ct_cpu, w, v, g, O, In, K));
+  CHECK_OK(ct_gpu.be->weight_norm(&ct_gpu, dw, dv, dg, O, In, K));
+  ct_check("weight_norm (dim=2)", dw, w, n, TOL_CUDA_F32);
   // mask_padding on (B, T, C) = (3, 20, 7) with lengths 20, 5, 1.
   const int B = 3, T = 20, C = 7, len[3] = {20, 5, 1};
   const size_t nm = (size_t)B * T * C;
-  float *x = randn(nm, 1);
-  float *dx = dev(x, nm);
-  CHECK_OK(g_cpu.be->mask_padding(&g_cpu, x, len, B, T, C));
-  CHECK_OK(g_gpu.be->mask_padding(&g_gpu, dx, len, B, T, C));
-  check_dev("mask_padding", dx, x, nm, 0.0);
-  g_gpu.be->free(&g_gpu, dv), g_gpu.be->free(&g_gpu, dg);
+  float *x = ct_randn(nm, 1);
+  float *dx = ct_dev(x, nm);
+  CHECK_OK(ct_cpu.be->mask_padding(&ct_cpu, x, len, B, T, C));
+  CHECK_OK(ct_gpu.be->mask_padding(&ct_gpu, dx, len, B, T, C));
+  ct_check("mask_padding", dx, x, nm, 0.0);
+  ct_gpu.be->free(&ct_gpu, dv), ct_gpu.be->free(&ct_gpu, dg);
   free(v), free(g), free(w), free(x);
 }
 
@@ -206,33 +148,33 @@ static void test_model(const char *label, const hb_config *c, double seconds, ui
   hb_model mc, mg;
   hb_fwd_arena ac, ag;
   g_test_checks++;
-  if (model_init(&mc, c, &g_cpu) || model_init_random(&mc, seed) || fwd_arena_init(&ac, &mc, B, L) ||
-      model_init(&mg, c, &g_gpu) || model_init_random(&mg, seed) || fwd_arena_init(&ag, &mg, B, L)) {
+  if (model_init(&mc, c, &ct_cpu) || model_init_random(&mc, seed) || fwd_arena_init(&ac, &mc, B, L) ||
+      model_init(&mg, c, &ct_gpu) || model_init_random(&mg, seed) || fwd_arena_init(&ag, &mg, B, L)) {
     g_test_failures++;
     fprintf(stderr, "FAIL %s: model setup: %s\n", label, hb_errmsg());
     exit(1);
   }
   const int NL = c->num_hidden_layers, H = c->hidden_size;
-  float *wave = randn((size_t)B * L, 0.1);
+  float *wave = ct_randn((size_t)B * L, 0.1);
   for (long i = lens[1]; i < L; i++) wave[L + i] = 0.0f;
-  float *dwave = dev(wave, (size_t)B * L);
+  float *dwave = ct_dev(wave, (size_t)B * L);
   const size_t nh = (size_t)B * ag.max_T * H;
   float **hc = calloc(NL + 1, sizeof(float *)), **hg = calloc(NL + 1, sizeof(float *));
   for (int i = 0; i <= NL; i++) {
-    hc[i] = nan_out(nh);
-    hg[i] = dev(NULL, nh);
+    hc[i] = ct_nan(nh);
+    hg[i] = ct_dev(NULL, nh);
   }
   int fc[2], fg[2], Tc = 0, Tg = 0;
   const double t0 = (double)clock() / CLOCKS_PER_SEC;
   CHECK_OK(model_forward(&mc, &ac, wave, lens, B, L, fc, &Tc, hc));
   const double t1 = (double)clock() / CLOCKS_PER_SEC;
   CHECK_OK(model_forward(&mg, &ag, dwave, lens, B, L, fg, &Tg, hg));
-  CHECK_OK(g_gpu.be->sync(&g_gpu));
+  CHECK_OK(ct_gpu.be->sync(&ct_gpu));
   CHECK(Tc == Tg && fc[0] == fg[0] && fc[1] == fg[1]);
   printf("  %s: %d x %.2f s, T = %d frames, %d layers (CPU forward %.2f s CPU time)\n", label, B, seconds, Tc, NL, t1 - t0);
   float *h = malloc(sizeof(float) * nh);
   for (int i = 0; i <= NL; i++) {
-    if (g_gpu.be->download(&g_gpu, h, hg[i], sizeof(float) * nh)) {
+    if (ct_gpu.be->download(&ct_gpu, h, hg[i], sizeof(float) * nh)) {
       g_test_failures++;
       fprintf(stderr, "FAIL %s: download: %s\n", label, hb_errmsg());
       break;
@@ -252,10 +194,10 @@ static void test_model(const char *label, const hb_config *c, double seconds, ui
   free(h);
   for (int i = 0; i <= NL; i++) {
     free(hc[i]);
-    g_gpu.be->free(&g_gpu, hg[i]);
+    ct_gpu.be->free(&ct_gpu, hg[i]);
   }
   free(hc), free(hg), free(wave);
-  g_gpu.be->free(&g_gpu, dwave);
+  ct_gpu.be->free(&ct_gpu, dwave);
   fwd_arena_free(&ac, &mc), fwd_arena_free(&ag, &mg);
   model_free(&mc), model_free(&mg);
 }
@@ -277,23 +219,9 @@ static void test_check_backward(void) {
 }
 
 int main(void) {
-  uint64_t seed = getenv("HUBERT_TEST_SEED") ? strtoull(getenv("HUBERT_TEST_SEED"), NULL, 10) : (uint64_t)time(NULL);
-  printf("test_ops_cuda: seed %llu (HUBERT_TEST_SEED fixes it)\n", (unsigned long long)seed);
-  rng_init(&g_rng, seed);
+  const uint64_t seed = ct_seed("test_ops_cuda");
   test_check_backward();
-  if (ops_ctx_init(&g_gpu, "cuda", 0)) {
-    const char *msg = hb_errmsg();
-    if (strstr(msg, "no CUDA device") || strstr(msg, "not built in")) {
-      printf("test_ops_cuda: SKIP: %s\n", msg);
-      return 77;
-    }
-    fprintf(stderr, "test_ops_cuda: FAIL: cuda context: %s\n", msg);
-    return 1;
-  }
-  if (ops_ctx_init(&g_cpu, "cpu", 0)) {
-    fprintf(stderr, "cpu context: %s\n", hb_errmsg());
-    return 1;
-  }
+  ct_contexts("test_ops_cuda");
   // conv1d: HuBERT's first layer (Cin 1, k10 s5), later layers (k3 s2, k2 s2), the positional
   // conv (grouped, padded, even kernel), odd shapes.
   test_conv1d(2, 803, 1, 32, 10, 5, 0, 1, 0);
@@ -335,7 +263,7 @@ int main(void) {
     test_model("base", &c, 2.0, seed + 2);
   }
 
-  ops_ctx_free(&g_gpu);
-  ops_ctx_free(&g_cpu);
+  ops_ctx_free(&ct_gpu);
+  ops_ctx_free(&ct_cpu);
   return test_summary("test_ops_cuda");
 }
