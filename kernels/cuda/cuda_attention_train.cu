@@ -1,11 +1,15 @@
-// attention_train: the fused flash-style attention forward (as cuda_attention.cu: one block per
-// (32 queries, head, utterance), key/value tiles of 32 in shared memory, online softmax, no T x T
-// matrix) that also saves lse = m + log l per query row and applies dropout to the probabilities:
-// for one key tile and one query row, lane j scores key s0 + j:
+// attention_train: the fused flash-style attention forward (also the inference op's kernel,
+// cuda_attention.cu, with lse = NULL and no dropout): one block per (query tile of ATR_BQ rows,
+// head, utterance); keys and values stream through shared memory in tiles of ATR_BK with an
+// online softmax, so no T x T matrix exists anywhere. It saves lse = m + log l per query row and
+// applies dropout to the probabilities.
+// Block = 4 warps; warp w owns query rows w*ATR_RPW .. w*ATR_RPW + ATR_RPW-1 of the tile. For one
+// key tile and one query row, lane j scores key s0 + j (ATR_BK == 32 == warp size):
 //   s_j = (scale q) . k_j (-inf for keys >= len[b]),  m' = max(m, max_j s_j),  c = exp(m - m')
 //   p_j = exp(s_j - m'),  l = c l + sum_j p_j        (undropped: the softmax denominator)
 //   acc = c acc + sum_j p_j keep_j / (1 - p) v_j     (dropped probabilities times V)
-// out = acc / l, lse = m + log l after the last tile.
+// out = acc / l, lse = m + log l after the last tile. Lane owns output dims d = lane + 32 i.
+// Invariant: key s0 (< len) is valid in every tile visited, so m' is finite after each tile.
 #include <math.h>
 
 #include "kernels/cuda/cuda_backward.h"
@@ -14,7 +18,7 @@
 #define ATR_BK 32
 #define ATR_WARPS 4
 #define ATR_RPW (ATR_BQ / ATR_WARPS)
-#define ATR_DMAX 128
+#define ATR_DMAX CUDA_ATT_DMAX
 
 // Qs (ATR_BQ, Dh+1), Ks (ATR_BK, Dh+1) (odd stride: lanes reading different keys hit different
 // banks), Vs (ATR_BK, Dh).
@@ -126,12 +130,9 @@ int cuda_attention_check(hb_ctx *ctx, const char *op, const int *len, int B, int
   return 0;
 }
 
-int cuda_attention_train(hb_ctx *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
-                         const int *len, int B, int T, int H, int Dh, float scale, float dropout_p,
-                         uint64_t dropout_seed) {
-  const int *d_len = NULL;
-  HB_TRY(cuda_attention_check(ctx, "attention_train", len, B, T, H, Dh, dropout_p, &d_len));
-  if (B == 0) return 0;
+int cuda_attention_launch(hb_ctx *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
+                          const int *d_len, int B, int T, int H, int Dh, float scale, float dropout_p,
+                          uint64_t dropout_seed) {
   const size_t smem = atr_smem_bytes(Dh);
   if (smem > 48 * 1024)
     CHECK_CUDA(cudaFuncSetAttribute(cb_attention_train_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
@@ -142,4 +143,13 @@ int cuda_attention_train(hb_ctx *ctx, float *out, float *lse, const float *q, co
       out, lse, q, k, v, d_len, T, H, Dh, scale, drop, dropout_seed, hb_dropout_threshold(dropout_p), keep_scale);
   CHECK_LAUNCH();
   return 0;
+}
+
+int cuda_attention_train(hb_ctx *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
+                         const int *len, int B, int T, int H, int Dh, float scale, float dropout_p,
+                         uint64_t dropout_seed) {
+  const int *d_len = NULL;
+  HB_TRY(cuda_attention_check(ctx, "attention_train", len, B, T, H, Dh, dropout_p, &d_len));
+  if (B == 0) return 0;
+  return cuda_attention_launch(ctx, out, lse, q, k, v, d_len, B, T, H, Dh, scale, dropout_p, dropout_seed);
 }

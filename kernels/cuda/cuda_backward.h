@@ -42,6 +42,15 @@ static __device__ inline float cb_att_drop(int drop, uint64_t seed, uint64_t thr
 // Uses the context workspace (call it before taking the workspace for something else).
 int cuda_colsum_acc(hb_ctx *ctx, float *dst, const float *src, size_t rows, int C);
 
+// The conv1d forward's weight / input layouts (cuda_ops.cu), launched on the context stream:
+//   wt (J, Cout, s*Cin): wt[j][o][u*Cin + c] = w[o][c][j*s + u], zero for taps j*s + u >= K
+//   wp (Cout, K*Cg):     wp[o][k*Cg + c] = w[o][c][k]
+//   col (nr, K*Cin):     im2col of output rows r0 .. r0+nr-1 of the (B*Tout) rows,
+//                        [group][tap][channel], zero where the tap falls in the padding
+int cuda_conv_taps_permute(hb_ctx *ctx, float *wt, const float *w, int Cout, int Cin, int K, int stride, int J);
+int cuda_conv_permute(hb_ctx *ctx, float *wp, const float *w, int Cout, int Cg, int K);
+int cuda_conv_im2col(hb_ctx *ctx, float *col, const float *x, size_t r0, size_t nr, int Tin, int Cin, int Tout, int K,
+                     int stride, int pad, int Cg);
 int cuda_conv1d_backward(hb_ctx *ctx, float *dx, float *dw, float *dbias, const float *dy, const float *x,
                          const float *w, int B, int Tin, int Cin, int Cout, int K, int stride, int pad, int groups);
 int cuda_linear_backward(hb_ctx *ctx, float *dx, float *dw, float *dbias, const float *dy, const float *x,
@@ -52,6 +61,12 @@ int cuda_linear_bf16(hb_ctx *ctx, float *y, const float *x, const float *w, cons
                      int Cout);
 int cuda_linear_backward_bf16(hb_ctx *ctx, float *dx, float *dw, float *dbias, const float *dy, const float *x,
                               const float *w, int N, int Cin, int Cout);
+// The norm forwards of cuda_ops.cu behind the checks (N, B >= 1): mean_rstd {mean, rstd} per row
+// (may be NULL) / per (b, g) (required). Also the inference ops.
+int cuda_layer_norm_rows(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
+                         const float *beta, int N, int C, float eps);
+int cuda_group_norm_run(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
+                        const float *beta, int B, int T, int C, int G, float eps);
 int cuda_layer_norm_train(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
                           const float *beta, int N, int C, float eps);
 int cuda_layer_norm_backward(hb_ctx *ctx, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
@@ -65,6 +80,12 @@ int cuda_softmax_backward(hb_ctx *ctx, float *dx, const float *dy, const float *
 int cuda_attention_train(hb_ctx *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
                          const int *len, int B, int T, int H, int Dh, float scale, float dropout_p,
                          uint64_t dropout_seed);
+// Launch of the fused attention forward (cuda_attention_train.cu) after the checks: d_len on the
+// device (or NULL), lse may be NULL, dropout_p 0 disables dropout. Also the inference attention.
+#define CUDA_ATT_DMAX 128  // largest head dimension of the kernel
+int cuda_attention_launch(hb_ctx *ctx, float *out, float *lse, const float *q, const float *k, const float *v,
+                          const int *d_len, int B, int T, int H, int Dh, float scale, float dropout_p,
+                          uint64_t dropout_seed);
 // Shared checks of the two (cuda_attention_train.cu): shape, Dh <= 128, grid limits, dropout_p in
 // [0, 1], lengths in [1, T]; uploads len (*d_len = device copy, NULL when len is NULL).
 int cuda_attention_check(hb_ctx *ctx, const char *op, const int *len, int B, int T, int H, int Dh, float dropout_p,
