@@ -16,16 +16,6 @@
 
 #define CONV_COL_CAP ((size_t)32 << 20)  // floats of im2col scratch per chunk (128 MB)
 
-// wt (J, Cout, s*Cin): wt[j][o][u*Cin + c] = w[o][c][j*s + u], zero for taps j*s + u >= K.
-__global__ void cb_taps_permute_kernel(float *wt, const float *w, int Cout, int Cin, int K, int stride, int J) {
-  const size_t cols = (size_t)stride * Cin;
-  CB_GRID_LOOP(i, (size_t)J * Cout * cols) {
-    const size_t j = i / (Cout * cols), o = (i / cols) % Cout, r = i % cols;
-    const int u = (int)(r / Cin), c = (int)(r % Cin), k = (int)j * stride + u;
-    wt[i] = k < K ? w[(o * Cin + c) * K + k] : 0.0f;
-  }
-}
-
 // dw[o][c][k] += dwt[k / s][o][(k % s)*Cin + c]
 __global__ void cb_taps_unpermute_kernel(float *dw, const float *dwt, int Cout, int Cin, int K, int stride) {
   const size_t cols = (size_t)stride * Cin;
@@ -47,8 +37,7 @@ static int conv_backward_taps(hb_ctx *ctx, float *dx, float *dw, const float *dy
   cublasHandle_t h = cuda_st(ctx)->blas;
   const float one = 1.0f;
   if (dx) {
-    cb_taps_permute_kernel<<<cuda_grid(wn, CB_NT), CB_NT, 0, s>>>(wt, w, Cout, Cin, K, stride, J);
-    CHECK_LAUNCH();
+    HB_TRY(cuda_conv_taps_permute(ctx, wt, w, Cout, Cin, K, stride, J));
     CHECK_CUDA(cudaMemsetAsync(dx, 0, sizeof(float) * (size_t)B * Tin * Cin, s));
     for (int j = 0; j < J; j++) {
       const int cj = (K - j * stride < stride ? K - j * stride : stride) * Cin;
@@ -74,16 +63,6 @@ static int conv_backward_taps(hb_ctx *ctx, float *dx, float *dw, const float *dy
   return 0;
 }
 
-// wp (Cout, K*Cg): wp[o][k*Cg + c] = w[o][c][k]
-__global__ void cb_conv_permute_kernel(float *wp, const float *w, int Cout, int Cg, int K) {
-  const size_t kc = (size_t)K * Cg;
-  CB_GRID_LOOP(i, (size_t)Cout * kc) {
-    const size_t o = i / kc, r = i % kc;
-    const int k = (int)(r / Cg), c = (int)(r % Cg);
-    wp[i] = w[(o * Cg + c) * K + k];
-  }
-}
-
 // dw[o][c][k] += dwp[o][k*Cg + c]
 __global__ void cb_conv_unpermute_kernel(float *dw, const float *dwp, int Cout, int Cg, int K) {
   const size_t kc = (size_t)K * Cg;
@@ -91,21 +70,6 @@ __global__ void cb_conv_unpermute_kernel(float *dw, const float *dwp, int Cout, 
     const size_t o = i / kc;
     const int c = (int)((i / K) % Cg), k = (int)(i % K);
     dw[i] += dwp[o * kc + (size_t)k * Cg + c];
-  }
-}
-
-// col (nr, K*Cin) for output rows r0 .. r0+nr-1 of the (B*Tout) rows, [group][tap][channel],
-// zero where the tap falls in the padding.
-__global__ void cb_im2col_kernel(float *col, const float *x, size_t r0, size_t nr, int Tin, int Cin, int Tout, int K,
-                                 int stride, int pad, int Cg) {
-  const size_t KC = (size_t)K * Cin, KCg = (size_t)K * Cg;
-  CB_GRID_LOOP(i, nr * KC) {
-    const size_t r = r0 + i / KC, j = i % KC;
-    const size_t b = r / Tout, t = r % Tout;
-    const size_t g = j / KCg, rem = j % KCg;
-    const int k = (int)(rem / Cg), c = (int)(rem % Cg);
-    const long ti = (long)t * stride + k - pad;
-    col[i] = (ti >= 0 && ti < Tin) ? x[(b * Tin + ti) * Cin + g * Cg + c] : 0.0f;
   }
 }
 
@@ -149,16 +113,14 @@ static int conv_backward_im2col(hb_ctx *ctx, float *dx, float *dw, const float *
   cudaStream_t s = cuda_st(ctx)->stream;
   cublasHandle_t h = cuda_st(ctx)->blas;
   const float one = 1.0f, zero = 0.0f;
-  cb_conv_permute_kernel<<<cuda_grid(wn, CB_NT), CB_NT, 0, s>>>(wp, w, Cout, Cg, K);
-  CHECK_LAUNCH();
+  HB_TRY(cuda_conv_permute(ctx, wp, w, Cout, Cg, K));
   if (dw) CHECK_CUDA(cudaMemsetAsync(dwp, 0, sizeof(float) * wn, s));
   if (dx) CHECK_CUDA(cudaMemsetAsync(dx, 0, sizeof(float) * (size_t)B * Tin * Cin, s));
   for (size_t r0 = 0; r0 < rows; r0 += chunk) {
     const size_t nr = rows - r0 < chunk ? rows - r0 : chunk;
     const float *dyc = dy + r0 * Cout;
     if (dw) {
-      cb_im2col_kernel<<<cuda_grid(nr * KC, CB_NT), CB_NT, 0, s>>>(col, x, r0, nr, Tin, Cin, Tout, K, stride, pad, Cg);
-      CHECK_LAUNCH();
+      HB_TRY(cuda_conv_im2col(ctx, col, x, r0, nr, Tin, Cin, Tout, K, stride, pad, Cg));
       // column-major: dW_g^T (KCg, Cgo) += col_g^T (KCg, nr; ld KC) @ dy_g (nr, Cgo; ld Cout)
       CHECK_CUBLAS(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_T, (int)KCg, Cgo, (int)nr, &one, col, (int)KC,
                                              (long long)KCg, dyc, Cout, (long long)Cgo, &one, dwp, (int)KCg,

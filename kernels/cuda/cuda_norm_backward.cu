@@ -11,40 +11,11 @@
 #define PS_ROWS 8  // row lanes of a parameter-sum block (32 channels x PS_ROWS)
 
 // ---- layer norm -----------------------------------------------------------------------------------
-// One block per row: two-pass mean / centred variance in double (as the inference kernel).
-__global__ void cb_layer_norm_train_kernel(float *y, float *mean_rstd, const float *x, const float *gamma,
-                                           const float *beta, int C, float eps) {
-  __shared__ double sh[32];
-  const float *xr = x + (size_t)blockIdx.x * C;
-  float *yr = y + (size_t)blockIdx.x * C;
-  double s = 0;
-  for (int c = threadIdx.x; c < C; c += blockDim.x) s += xr[c];
-  const double mean = cb_block_sum(s, sh) / C;
-  double v = 0;
-  for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    const double d = xr[c] - mean;
-    v += d * d;
-  }
-  const double var = cb_block_sum(v, sh) / C;
-  const float rstd = (float)(1.0 / sqrt(var + eps)), m = (float)mean;
-  if (mean_rstd && threadIdx.x == 0) {
-    mean_rstd[2 * (size_t)blockIdx.x] = m;
-    mean_rstd[2 * (size_t)blockIdx.x + 1] = rstd;
-  }
-  // y may alias x: every read of the row above happened before the last block_sum barrier.
-  for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    const float t = (xr[c] - m) * rstd;
-    yr[c] = gamma ? t * gamma[c] + (beta ? beta[c] : 0.0f) : t;
-  }
-}
-
 int cuda_layer_norm_train(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
                           const float *beta, int N, int C, float eps) {
   if (N < 0 || C < 1) return hb_fail("layer_norm_train: bad shape N=%d C=%d", N, C);
   if (N == 0) return 0;
-  cb_layer_norm_train_kernel<<<N, CB_NT, 0, cuda_st(ctx)->stream>>>(y, mean_rstd, x, gamma, beta, C, eps);
-  CHECK_LAUNCH();
-  return 0;
+  return cuda_layer_norm_rows(ctx, y, mean_rstd, x, gamma, beta, N, C, eps);
 }
 
 // Per-channel sums over rows, for slab z = blockIdx.z of `rows` rows (layer norm: one slab, the
@@ -148,74 +119,6 @@ int cuda_layer_norm_backward(hb_ctx *ctx, float *dx, float *dgamma, float *dbeta
 }
 
 // ---- group norm -----------------------------------------------------------------------------------
-// One block per (b, g): statistics over the T frames x Cg channels of the group, in double.
-__global__ void cb_group_stats_kernel(float *mean_rstd, const float *x, int T, int C, int G, float eps) {
-  __shared__ double sh[32];
-  const int b = blockIdx.x / G, g = blockIdx.x % G, Cg = C / G;
-  const float *xb = x + (size_t)b * T * C + (size_t)g * Cg;
-  const size_t n = (size_t)T * Cg;
-  double s = 0;
-  for (size_t e = threadIdx.x; e < n; e += blockDim.x) s += xb[(e / Cg) * C + e % Cg];
-  const double mean = cb_block_sum(s, sh) / (double)n;
-  double v = 0;
-  for (size_t e = threadIdx.x; e < n; e += blockDim.x) {
-    const double d = xb[(e / Cg) * C + e % Cg] - mean;
-    v += d * d;
-  }
-  const double var = cb_block_sum(v, sh) / (double)n;
-  if (threadIdx.x == 0) {
-    mean_rstd[2 * (size_t)blockIdx.x] = (float)mean;
-    mean_rstd[2 * (size_t)blockIdx.x + 1] = (float)(1.0 / sqrt(var + eps));
-  }
-}
-
-// G == C (HuBERT's first conv): block (32, 8) owns 32 consecutive channels of utterance
-// blockIdx.y and walks the frames with stride 8 (warps read 32 consecutive floats).
-__global__ void cb_channel_stats_kernel(float *mean_rstd, const float *x, int T, int C, float eps) {
-  __shared__ double part[8][33];
-  __shared__ double mean_s[32];
-  const int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx, b = blockIdx.y;
-  const bool ok = c < C;
-  const float *xb = x + (size_t)b * T * C;
-  double s = 0;
-  if (ok)
-    for (int t = ty; t < T; t += 8) s += xb[(size_t)t * C + c];
-  part[ty][tx] = s;
-  __syncthreads();
-  if (ty == 0) {
-    double tot = 0;
-    for (int i = 0; i < 8; i++) tot += part[i][tx];
-    mean_s[tx] = tot / T;
-  }
-  __syncthreads();
-  const double m = mean_s[tx];
-  double v = 0;
-  if (ok)
-    for (int t = ty; t < T; t += 8) {
-      const double d = xb[(size_t)t * C + c] - m;
-      v += d * d;
-    }
-  part[ty][tx] = v;  // every read of part above happened before the last barrier
-  __syncthreads();
-  if (ty == 0 && ok) {
-    double tot = 0;
-    for (int i = 0; i < 8; i++) tot += part[i][tx];
-    mean_rstd[2 * ((size_t)b * C + c)] = (float)m;
-    mean_rstd[2 * ((size_t)b * C + c) + 1] = (float)(1.0 / sqrt(tot / T + eps));
-  }
-}
-
-__global__ void cb_group_apply_kernel(float *y, const float *x, const float *mean_rstd, const float *gamma,
-                                      const float *beta, size_t n, int T, int C, int G) {
-  const int Cg = C / G;
-  CB_GRID_LOOP(i, n) {
-    const int c = (int)(i % C);
-    const size_t bg = (i / ((size_t)T * C)) * G + c / Cg;
-    const float sc = mean_rstd[2 * bg + 1] * (gamma ? gamma[c] : 1.0f);
-    y[i] = (x[i] - mean_rstd[2 * bg]) * sc + (beta ? beta[c] : 0.0f);
-  }
-}
-
 int cuda_group_norm_train(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
                           const float *beta, int B, int T, int C, int G, float eps) {
   if (G < 1 || C % G) return hb_fail("group_norm_train: %d channels not divisible by %d groups", C, G);
@@ -226,16 +129,7 @@ int cuda_group_norm_train(hb_ctx *ctx, float *y, float *mean_rstd, const float *
     st = (float *)ops_workspace(ctx, sizeof(float) * 2 * (size_t)B * G);
     if (!st) return hb_fail_prefix("group_norm_train workspace");
   }
-  cudaStream_t s = cuda_st(ctx)->stream;
-  if (G == C)
-    cb_channel_stats_kernel<<<dim3((unsigned)((C + 31) / 32), (unsigned)B), dim3(32, 8), 0, s>>>(st, x, T, C, eps);
-  else
-    cb_group_stats_kernel<<<B * G, CB_NT, 0, s>>>(st, x, T, C, G, eps);
-  CHECK_LAUNCH();
-  const size_t n = (size_t)B * T * C;
-  cb_group_apply_kernel<<<cuda_grid(n, CB_NT), CB_NT, 0, s>>>(y, x, st, gamma, beta, n, T, C, G);
-  CHECK_LAUNCH();
-  return 0;
+  return cuda_group_norm_run(ctx, y, st, x, gamma, beta, B, T, C, G, eps);
 }
 
 // sA[b][c] = sum_ch part[b][ch][1][c] (sum_t dy), sX[b][c] = ... [0][c] (sum_t dy xh), chunk order.

@@ -3,25 +3,9 @@
 // CPU reference, so both agree to ~1e-7.
 #include <math.h>
 
-#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_backward.h"
 
-#define NT 256  // threads per block of the row kernels (a multiple of 32, <= 1024)
-
-// Sum over the block; sh holds >= 32 doubles. Every thread gets the total.
-__device__ static double block_sum(double v, double *sh) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  __syncthreads();  // the previous call's readers are done with sh
-  if (lane == 0) sh[w] = v;
-  __syncthreads();
-  if (w == 0) {
-    v = lane < (int)(blockDim.x >> 5) ? sh[lane] : 0.0;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    if (lane == 0) sh[0] = v;
-  }
-  __syncthreads();
-  return sh[0];
-}
+#define NT CB_NT  // threads per block of the row kernels
 
 __device__ static float block_max(float v, float *sh) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
@@ -38,8 +22,7 @@ __device__ static float block_max(float v, float *sh) {
   return sh[0];
 }
 
-#define GRID_LOOP(i, n) \
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+#define GRID_LOOP CB_GRID_LOOP
 
 // ---- conv1d ---------------------------------------------------------------------------------------
 // wp (Cout, K*Cg): wp[o][k*Cg + c] = w[o][c][k], so a group's weights are a (Cgo, K*Cg) block.
@@ -67,6 +50,20 @@ __global__ void conv_im2col_kernel(float *col, const float *x, size_t r0, size_t
   }
 }
 
+int cuda_conv_permute(hb_ctx *ctx, float *wp, const float *w, int Cout, int Cg, int K) {
+  conv_permute_kernel<<<cuda_grid((size_t)Cout * K * Cg, NT), NT, 0, cuda_st(ctx)->stream>>>(wp, w, Cout, Cg, K);
+  CHECK_LAUNCH();
+  return 0;
+}
+
+int cuda_conv_im2col(hb_ctx *ctx, float *col, const float *x, size_t r0, size_t nr, int Tin, int Cin, int Tout, int K,
+                     int stride, int pad, int Cg) {
+  conv_im2col_kernel<<<cuda_grid(nr * K * Cin, NT), NT, 0, cuda_st(ctx)->stream>>>(col, x, r0, nr, Tin, Cin, Tout, K,
+                                                                                    stride, pad, Cg);
+  CHECK_LAUNCH();
+  return 0;
+}
+
 #define CONV_COL_CAP ((size_t)32 << 20)  // floats of im2col scratch per chunk (128 MB)
 
 // wt (J, Cout, s*Cin): wt[j][o][u*Cin + c] = w[o][c][j*s + u], zero for taps j*s + u >= K.
@@ -77,6 +74,13 @@ __global__ void conv_taps_kernel(float *wt, const float *w, int Cout, int Cin, i
     const int u = (int)(r / Cin), c = (int)(r % Cin), k = (int)j * stride + u;
     wt[i] = k < K ? w[(o * Cin + c) * K + k] : 0.0f;
   }
+}
+
+int cuda_conv_taps_permute(hb_ctx *ctx, float *wt, const float *w, int Cout, int Cin, int K, int stride, int J) {
+  conv_taps_kernel<<<cuda_grid((size_t)J * Cout * stride * Cin, NT), NT, 0, cuda_st(ctx)->stream>>>(wt, w, Cout, Cin, K,
+                                                                                                   stride, J);
+  CHECK_LAUNCH();
+  return 0;
 }
 
 // groups == 1, no padding (the extractor's layers): output frame t reads input frames
@@ -92,8 +96,7 @@ static int conv_taps(hb_ctx *ctx, float *y, const float *x, const float *w, cons
   float *wt = (float *)ops_workspace(ctx, sizeof(float) * (size_t)J * Cout * cols);
   if (!wt) return hb_fail_prefix("conv1d workspace");
   cudaStream_t s = cuda_st(ctx)->stream;
-  conv_taps_kernel<<<cuda_grid((size_t)J * Cout * cols, NT), NT, 0, s>>>(wt, w, Cout, Cin, K, stride, J);
-  CHECK_LAUNCH();
+  HB_TRY(cuda_conv_taps_permute(ctx, wt, w, Cout, Cin, K, stride, J));
   if (bias) HB_TRY(cuda_fill_rows(ctx, y, bias, (size_t)B * Tout, Cout));
   const float alpha = 1.0f;
   for (int j = 0; j < J; j++) {
@@ -131,14 +134,12 @@ int cuda_conv1d(hb_ctx *ctx, float *y, const float *x, const float *w, const flo
   if (!ws) return hb_fail_prefix("conv1d workspace");
   float *wp = ws, *col = ws + (size_t)Cout * KCg;
   cudaStream_t s = cuda_st(ctx)->stream;
-  conv_permute_kernel<<<cuda_grid((size_t)Cout * KCg, NT), NT, 0, s>>>(wp, w, Cout, Cg, K);
-  CHECK_LAUNCH();
+  HB_TRY(cuda_conv_permute(ctx, wp, w, Cout, Cg, K));
   if (bias) HB_TRY(cuda_fill_rows(ctx, y, bias, rows, Cout));
   const float alpha = 1.0f, beta = bias ? 1.0f : 0.0f;
   for (size_t r0 = 0; r0 < rows; r0 += chunk) {
     const size_t nr = rows - r0 < chunk ? rows - r0 : chunk;
-    conv_im2col_kernel<<<cuda_grid(nr * KC, NT), NT, 0, s>>>(col, x, r0, nr, Tin, Cin, Tout, K, stride, pad, Cg);
-    CHECK_LAUNCH();
+    HB_TRY(cuda_conv_im2col(ctx, col, x, r0, nr, Tin, Cin, Tout, K, stride, pad, Cg));
     CHECK_CUBLAS(cublasSgemmStridedBatched(cuda_st(ctx)->blas, CUBLAS_OP_T, CUBLAS_OP_N, Cgo, (int)nr, (int)KCg,
                                            &alpha, wp, (int)KCg, (long long)Cgo * KCg, col, (int)KC, (long long)KCg,
                                            &beta, y + r0 * Cout, Cout, (long long)Cgo, groups));
@@ -147,21 +148,27 @@ int cuda_conv1d(hb_ctx *ctx, float *y, const float *x, const float *w, const flo
 }
 
 // ---- norms ----------------------------------------------------------------------------------------
-// One block per row: two-pass mean / centred variance in double.
-__global__ void layer_norm_kernel(float *y, const float *x, const float *gamma, const float *beta, int C, float eps) {
+// One block per row: two-pass mean / centred variance in double; mean_rstd (N, 2) = {mean, rstd}
+// per row unless NULL.
+__global__ void layer_norm_kernel(float *y, float *mean_rstd, const float *x, const float *gamma, const float *beta,
+                                  int C, float eps) {
   __shared__ double sh[32];
   const float *xr = x + (size_t)blockIdx.x * C;
   float *yr = y + (size_t)blockIdx.x * C;
   double s = 0;
   for (int c = threadIdx.x; c < C; c += blockDim.x) s += xr[c];
-  const double mean = block_sum(s, sh) / C;
+  const double mean = cb_block_sum(s, sh) / C;
   double v = 0;
   for (int c = threadIdx.x; c < C; c += blockDim.x) {
     const double d = xr[c] - mean;
     v += d * d;
   }
-  const double var = block_sum(v, sh) / C;
+  const double var = cb_block_sum(v, sh) / C;
   const float rstd = (float)(1.0 / sqrt(var + eps)), m = (float)mean;
+  if (mean_rstd && threadIdx.x == 0) {
+    mean_rstd[2 * (size_t)blockIdx.x] = m;
+    mean_rstd[2 * (size_t)blockIdx.x + 1] = rstd;
+  }
   // y may alias x: every read of the row above happened before the last block_sum barrier.
   for (int c = threadIdx.x; c < C; c += blockDim.x) {
     const float t = (xr[c] - m) * rstd;
@@ -169,40 +176,44 @@ __global__ void layer_norm_kernel(float *y, const float *x, const float *gamma, 
   }
 }
 
-int cuda_layer_norm(hb_ctx *ctx, float *y, const float *x, const float *gamma, const float *beta, int N, int C,
-                    float eps) {
-  if (N <= 0) return 0;
-  layer_norm_kernel<<<N, NT, 0, cuda_st(ctx)->stream>>>(y, x, gamma, beta, C, eps);
+int cuda_layer_norm_rows(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
+                         const float *beta, int N, int C, float eps) {
+  layer_norm_kernel<<<N, NT, 0, cuda_st(ctx)->stream>>>(y, mean_rstd, x, gamma, beta, C, eps);
   CHECK_LAUNCH();
   return 0;
 }
 
-// One block per (b, g): statistics over the T frames x Cg channels of the group (channel-last:
-// element e is frame e / Cg, channel g*Cg + e % Cg).
-__global__ void group_stats_kernel(float *mean_out, float *rstd_out, const float *x, int T, int C, int G, float eps) {
+int cuda_layer_norm(hb_ctx *ctx, float *y, const float *x, const float *gamma, const float *beta, int N, int C,
+                    float eps) {
+  if (N <= 0) return 0;
+  return cuda_layer_norm_rows(ctx, y, NULL, x, gamma, beta, N, C, eps);
+}
+
+// Statistics mean_rstd (B*G, 2) = {mean, rstd} per (b, g). One block per (b, g): over the T frames x
+// Cg channels of the group, in double (channel-last: element e is frame e / Cg, channel g*Cg + e % Cg).
+__global__ void group_stats_kernel(float *mean_rstd, const float *x, int T, int C, int G, float eps) {
   __shared__ double sh[32];
   const int b = blockIdx.x / G, g = blockIdx.x % G, Cg = C / G;
   const float *xb = x + (size_t)b * T * C + (size_t)g * Cg;
   const size_t n = (size_t)T * Cg;
   double s = 0;
   for (size_t e = threadIdx.x; e < n; e += blockDim.x) s += xb[(e / Cg) * C + e % Cg];
-  const double mean = block_sum(s, sh) / (double)n;
+  const double mean = cb_block_sum(s, sh) / (double)n;
   double v = 0;
   for (size_t e = threadIdx.x; e < n; e += blockDim.x) {
     const double d = xb[(e / Cg) * C + e % Cg] - mean;
     v += d * d;
   }
-  const double var = block_sum(v, sh) / (double)n;
+  const double var = cb_block_sum(v, sh) / (double)n;
   if (threadIdx.x == 0) {
-    mean_out[blockIdx.x] = (float)mean;
-    rstd_out[blockIdx.x] = (float)(1.0 / sqrt(var + eps));
+    mean_rstd[2 * (size_t)blockIdx.x] = (float)mean;
+    mean_rstd[2 * (size_t)blockIdx.x + 1] = (float)(1.0 / sqrt(var + eps));
   }
 }
 
-// G == C (one channel per group: HuBERT's first conv). Block (32, 8) owns 32 consecutive channels
-// of utterance blockIdx.y; its rows walk the frames with stride 8, so each warp reads 32
-// consecutive floats (coalesced) instead of one strided column per block.
-__global__ void channel_stats_kernel(float *mean_out, float *rstd_out, const float *x, int T, int C, float eps) {
+// G == C (HuBERT's first conv): block (32, 8) owns 32 consecutive channels of utterance
+// blockIdx.y and walks the frames with stride 8 (warps read 32 consecutive floats).
+__global__ void channel_stats_kernel(float *mean_rstd, const float *x, int T, int C, float eps) {
   __shared__ double part[8][33];
   __shared__ double mean_s[32];
   const int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx, b = blockIdx.y;
@@ -226,25 +237,39 @@ __global__ void channel_stats_kernel(float *mean_out, float *rstd_out, const flo
       const double d = xb[(size_t)t * C + c] - m;
       v += d * d;
     }
-  part[ty][tx] = v;  // safe: every read of part above happened before the last barrier
+  part[ty][tx] = v;  // every read of part above happened before the last barrier
   __syncthreads();
   if (ty == 0 && ok) {
     double tot = 0;
     for (int i = 0; i < 8; i++) tot += part[i][tx];
-    mean_out[(size_t)b * C + c] = (float)m;
-    rstd_out[(size_t)b * C + c] = (float)(1.0 / sqrt(tot / T + eps));
+    mean_rstd[2 * ((size_t)b * C + c)] = (float)m;
+    mean_rstd[2 * ((size_t)b * C + c) + 1] = (float)(1.0 / sqrt(tot / T + eps));
   }
 }
 
-__global__ void group_apply_kernel(float *y, const float *x, const float *mean, const float *rstd, const float *gamma,
+__global__ void group_apply_kernel(float *y, const float *x, const float *mean_rstd, const float *gamma,
                                    const float *beta, size_t n, int T, int C, int G) {
   const int Cg = C / G;
   GRID_LOOP(i, n) {
     const int c = (int)(i % C);
     const size_t bg = (i / ((size_t)T * C)) * G + c / Cg;
-    const float sc = rstd[bg] * (gamma ? gamma[c] : 1.0f);
-    y[i] = (x[i] - mean[bg]) * sc + (beta ? beta[c] : 0.0f);
+    const float sc = mean_rstd[2 * bg + 1] * (gamma ? gamma[c] : 1.0f);
+    y[i] = (x[i] - mean_rstd[2 * bg]) * sc + (beta ? beta[c] : 0.0f);
   }
+}
+
+int cuda_group_norm_run(hb_ctx *ctx, float *y, float *mean_rstd, const float *x, const float *gamma,
+                        const float *beta, int B, int T, int C, int G, float eps) {
+  cudaStream_t s = cuda_st(ctx)->stream;
+  if (G == C)
+    channel_stats_kernel<<<dim3((unsigned)((C + 31) / 32), (unsigned)B), dim3(32, 8), 0, s>>>(mean_rstd, x, T, C, eps);
+  else
+    group_stats_kernel<<<B * G, NT, 0, s>>>(mean_rstd, x, T, C, G, eps);
+  CHECK_LAUNCH();
+  const size_t n = (size_t)B * T * C;
+  group_apply_kernel<<<cuda_grid(n, NT), NT, 0, s>>>(y, x, mean_rstd, gamma, beta, n, T, C, G);
+  CHECK_LAUNCH();
+  return 0;
 }
 
 int cuda_group_norm(hb_ctx *ctx, float *y, const float *x, const float *gamma, const float *beta, int B, int T, int C,
@@ -253,18 +278,7 @@ int cuda_group_norm(hb_ctx *ctx, float *y, const float *x, const float *gamma, c
   if (B <= 0 || T <= 0) return 0;
   float *st = (float *)ops_workspace(ctx, sizeof(float) * 2 * (size_t)B * G);
   if (!st) return hb_fail_prefix("group_norm workspace");
-  cudaStream_t s = cuda_st(ctx)->stream;
-  if (G == C) {
-    channel_stats_kernel<<<dim3((unsigned)((C + 31) / 32), (unsigned)B), dim3(32, 8), 0, s>>>(st, st + (size_t)B * G, x, T,
-                                                                                            C, eps);
-  } else {
-    group_stats_kernel<<<B * G, NT, 0, s>>>(st, st + (size_t)B * G, x, T, C, G, eps);
-  }
-  CHECK_LAUNCH();
-  const size_t n = (size_t)B * T * C;
-  group_apply_kernel<<<cuda_grid(n, NT), NT, 0, s>>>(y, x, st, st + (size_t)B * G, gamma, beta, n, T, C, G);
-  CHECK_LAUNCH();
-  return 0;
+  return cuda_group_norm_run(ctx, y, st, x, gamma, beta, B, T, C, G, eps);
 }
 
 // ---- elementwise ----------------------------------------------------------------------------------
@@ -307,7 +321,7 @@ __global__ void softmax_kernel(float *x, int D) {
     r[d] = e;
     s += e;
   }
-  const float inv = (float)(1.0 / block_sum(s, sh));
+  const float inv = (float)(1.0 / cb_block_sum(s, sh));
   for (int d = threadIdx.x; d < D; d += blockDim.x) r[d] *= inv;
 }
 
@@ -339,7 +353,7 @@ __global__ void wn_scale_kernel(double *scale, const float *v, const float *g, s
     const double t = v[oi * K + k];
     s += t * t;
   }
-  s = block_sum(s, sh);
+  s = cb_block_sum(s, sh);
   if (threadIdx.x == 0) scale[k] = g[k] / sqrt(s);
 }
 
