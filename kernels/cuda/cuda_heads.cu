@@ -18,6 +18,17 @@ int cuda_flag_read(hb_ctx *ctx, const int *flag, int *code) {
   return 0;
 }
 
+// After a kernel that flags row n with a target outside [0, K): read the flag, name the target.
+static int target_check(hb_ctx *ctx, const int *flag, const int *target, int K, const char *op) {
+  int code = 0;
+  HB_TRY(cuda_flag_read(ctx, flag, &code));
+  if (!code) return 0;
+  const int n = code & 0x0fffffff;
+  int t = 0;
+  CHECK_CUDA(cudaMemcpy(&t, target + n, sizeof(int), cudaMemcpyDeviceToHost));
+  return hb_fail("%s: target %d of row %d outside [0, %d)", op, t, n, K);
+}
+
 // ---- gather / scatter -----------------------------------------------------------------------------
 __global__ void gather_rows_kernel(float *y, const float *x, const int *idx, size_t n, int C) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
@@ -302,15 +313,7 @@ int cuda_cosine_ce(hb_ctx *ctx, float *loss, int *correct, float *logits, float 
     cosine_de_kernel<<<cuda_grid(KD, HT), HT, 0, s>>>(de, acc, sk, eh, inv_en, K, D);
     CHECK_LAUNCH();
   }
-  int code = 0;
-  HB_TRY(cuda_flag_read(ctx, flag, &code));
-  if (code) {
-    const int n = code & 0x0fffffff;
-    int t = 0;
-    CHECK_CUDA(cudaMemcpy(&t, target + n, sizeof(int), cudaMemcpyDeviceToHost));
-    return hb_fail("cosine_ce: target %d of row %d outside [0, %d)", t, n, K);
-  }
-  return 0;
+  return target_check(ctx, flag, target, K, "cosine_ce");
 }
 
 // ---- softmax_ce -----------------------------------------------------------------------------------
@@ -347,15 +350,7 @@ int cuda_softmax_ce(hb_ctx *ctx, float *loss, int *correct, float *dz, const flo
   CHECK_CUDA(cudaMemsetAsync(flag, 0, sizeof(int), s));
   softmax_ce_kernel<<<N, HT, 0, s>>>(loss, correct, dz, z, target, w, K, flag);
   CHECK_LAUNCH();
-  int code = 0;
-  HB_TRY(cuda_flag_read(ctx, flag, &code));
-  if (code) {
-    const int n = code & 0x0fffffff;
-    int t = 0;
-    CHECK_CUDA(cudaMemcpy(&t, target + n, sizeof(int), cudaMemcpyDeviceToHost));
-    return hb_fail("softmax_ce: target %d of row %d outside [0, %d)", t, n, K);
-  }
-  return 0;
+  return target_check(ctx, flag, target, K, "softmax_ce");
 }
 
 // ---- seq_mean_pool --------------------------------------------------------------------------------
