@@ -5,22 +5,7 @@
 #   (bitwise); --weighted-sum (softmax as s3prl's Featurizer, --weighted-sum-raw, --weighted-sum-norm)
 #   equals numpy's sum over the layer datasets (rel. err < 1e-6, float32 data summed in double);
 #   mixed inputs; the throughput line; bad weights, bad inputs -> clear errors.
-set -u
-BIN="${HUBERT_BIN:?}"
-SRC="${HUBERT_SRC:?}"
-PY="${HUBERT_PYTHON:-/usr/bin/python3}"
-SEED="${HUBERT_TEST_SEED:-$RANDOM}"
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect_fail() {
-  local what="$1" needle="$2"; shift 2
-  if "$@" >"$T/out" 2>"$T/err"; then bad "$what: succeeded"; return; fi
-  if grep -qF -- "$needle" "$T/err"; then ok "$what -> $(head -c 300 "$T/err")"
-  else bad "$what: error does not mention '$needle': $(tail -c 500 "$T/err")"; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 echo "seed $SEED"
 cd "$T"

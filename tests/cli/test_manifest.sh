@@ -2,20 +2,8 @@
 # `hubert manifest`: fairseq wav2vec_manifest.py layout (root line = absolute DIR, sorted
 # "relpath<TAB>num_samples"), recursive scan, extension filter, deterministic seeded split, and
 # errors that name the directory / file.
-set -u
-: "${HUBERT_BIN:?HUBERT_BIN must point to the hubert binary}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 command -v sox >/dev/null || { echo "skip: sox not installed (scripts/setup.sh)"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect_fail() {
-  local name=$1 needle=$2; shift 2
-  if "$@" >"$T/out.txt" 2>"$T/err.txt"; then bad "$name: succeeded, expected failure"
-  elif ! grep -qF -- "$needle" "$T/err.txt"; then bad "$name: error does not mention '$needle': $(cat "$T/err.txt")"
-  else ok "$name -> $(tail -n 1 "$T/err.txt")"; fi
-}
 
 C="$T/corpus"
 mkdir -p "$C/spk1/ch1" "$C/spk2" "$C/.hidden" "$C/empty_dir"

@@ -4,21 +4,9 @@
 # JSON; bad input gives a non-zero exit and a message naming the file: a task whose labels meta.tsv
 # lacks, utterances missing from meta.tsv, an unknown layer, a bad set spec, an unknown task,
 # label/phone length mismatch, a meta.tsv without alignments.
-set -u
-: "${HUBERT_BIN:?HUBERT_BIN must point to the hubert binary}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 command -v sox >/dev/null || { echo "skip: sox not installed (scripts/setup.sh)"; exit 77; }
 H=$HUBERT_BIN
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect_fail() {
-  local name=$1 needle=$2; shift 2
-  if "$@" >"$T/out.txt" 2>"$T/err.txt"; then bad "$name: succeeded, expected failure"
-  elif ! grep -qF -- "$needle" "$T/err.txt"; then bad "$name: error does not mention '$needle': $(cat "$T/err.txt")"
-  else ok "$name -> $(tail -n 1 "$T/err.txt")"; fi
-}
 mkdir -p "$T/wav"
 printf 'utt_id\tsplit\tspeaker\tphones\n' > "$T/meta.tsv"
 i=0

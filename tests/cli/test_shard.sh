@@ -1,22 +1,6 @@
 #!/usr/bin/env bash
 # hubert labels import/export + hubert shard + shard check, including the error paths.
-set -u
-BIN="${HUBERT_BIN:?}"
-SRC="${HUBERT_SRC:?}"
-PY="${HUBERT_PYTHON:-/usr/bin/python3}"
-SEED="${HUBERT_TEST_SEED:-$RANDOM}"
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect_fail DESCRIPTION NEEDLE CMD...: CMD must exit non-zero and mention NEEDLE on stderr.
-expect_fail() {
-  local what="$1" needle="$2"; shift 2
-  if "$@" >"$T/out" 2>"$T/err"; then bad "$what: succeeded"; return; fi
-  if grep -qF -- "$needle" "$T/err"; then ok "$what -> $(head -c 300 "$T/err")"
-  else bad "$what: error does not mention '$needle': $(cat "$T/err")"; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 run() { "$@" >"$T/out" 2>"$T/err" || { bad "$*: $(cat "$T/err")"; return 1; }; }
 
 echo "seed $SEED"

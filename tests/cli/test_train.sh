@@ -3,33 +3,11 @@
 # same run killed with SIGKILL after a checkpoint and resumed (every logged loss bitwise equal);
 # a crash inside a checkpoint write (HUBERT_TEST_CRASH_IN_CHECKPOINT=1) keeps the previous one
 # loadable and resumable; keep_interval_updates pruning; bad configs; hubert extract on the result.
-set -u
-BIN="${HUBERT_BIN:?}"
-SRC="${HUBERT_SRC:?}"
-PY="${HUBERT_PYTHON:-/usr/bin/python3}"
-SEED="${HUBERT_TEST_SEED:-$RANDOM}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export OMP_NUM_THREADS=1   # bitwise resume needs equal threads; one is fastest for the tiny model
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect_fail() {
-  local what="$1" needle="$2"; shift 2
-  if "$@" >"$T/out" 2>"$T/err"; then bad "$what: succeeded"; return; fi
-  if grep -qF -- "$needle" "$T/err"; then ok "$what -> $(head -c 300 "$T/err")"
-  else bad "$what: error does not mention '$needle': $(tail -c 500 "$T/err")"; fi
-}
 
 echo "seed $SEED"
-cd "$T"
-"$PY" "$SRC/tests/cli/train_fixture.py" d "$SEED" 24 6 || { echo "FAIL: fixture"; exit 1; }
-cd d
-for s in train valid; do
-  "$BIN" labels import --manifest $s.tsv --km $s.km --rate 50 --k 8 --out km_$s.h5 >/dev/null &&
-    "$BIN" shard --out shards --manifest $s.tsv --prefix $s --labels km=km_$s.h5 --topics tp=topics_$s.h5 >/dev/null ||
-    { echo "FAIL: shards"; exit 1; }
-done
+train_shards 24 6
 cat > t.yaml <<YAML
 common: {seed: $SEED, log_interval: 1}
 checkpoint: {save_dir: run, save_interval_updates: 2, keep_interval_updates: 1}

@@ -6,24 +6,10 @@
 # first update's loss equals the CPU run's (same seed, batch, masks and init; rel. < 1e-4, the
 # whole-model fp32 tolerance), and a checkpoint written on the GPU resumes on the GPU.
 # Skips (77) when the binary has no CUDA backend or the machine has no GPU.
-set -u
-BIN="${HUBERT_BIN:?}"
-SRC="${HUBERT_SRC:?}"
-PY="${HUBERT_PYTHON:-/usr/bin/python3}"
-SEED="${HUBERT_TEST_SEED:-$RANDOM}"
-probe=$("$BIN" bench extract --device cuda --config tiny --batch-size 1 --seconds 0.1 --repeat 1 2>&1)
-if grep -qE "no CUDA device|not built in" <<<"$probe"; then echo "SKIP: $(tail -1 <<<"$probe")"; exit 77; fi
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_cuda
 echo "seed $SEED"
-cd "$T"
-"$PY" "$SRC/tests/cli/train_fixture.py" d "$SEED" 24 4 200:500 || { echo "FAIL: fixture"; exit 1; }
-cd d
-for s in train valid; do
-  "$BIN" labels import --manifest $s.tsv --km $s.km --rate 50 --k 8 --out km_$s.h5 >/dev/null &&
-    "$BIN" shard --out shards --manifest $s.tsv --prefix $s --labels km=km_$s.h5 --topics tp=topics_$s.h5 >/dev/null ||
-    { echo "FAIL: shards"; exit 1; }
-done
+train_shards 24 4 200:500
 cat > t.yaml <<YAML
 common: {seed: $SEED, log_interval: 1}
 checkpoint: {save_dir: run, save_interval_updates: 10, keep_interval_updates: 2}

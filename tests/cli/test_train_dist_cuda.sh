@@ -9,34 +9,16 @@
 #      logged values to rel. err. < 1e-5 (the global norm is summed from partial squares);
 #   3. that ZeRO checkpoint resumes on one GPU process and continues.
 # Skips (77) without mpirun, MPI, CUDA, NCCL in the build, or fewer than 2 GPUs.
-set -u
-BIN="${HUBERT_BIN:?}"
-SRC="${HUBERT_SRC:?}"
-PY="${HUBERT_PYTHON:-/usr/bin/python3}"
-SEED="${HUBERT_TEST_SEED:-$RANDOM}"
-command -v mpirun >/dev/null || { echo "SKIP: no mpirun"; exit 77; }
-ldd "$BIN" | grep libmpi >/dev/null || { echo "SKIP: $BIN was built without MPI"; exit 77; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_mpi
 ldd "$BIN" | grep libnccl >/dev/null || { echo "SKIP: $BIN was built without NCCL"; exit 77; }
-probe=$("$BIN" bench extract --device cuda --config tiny --batch-size 1 --seconds 0.1 --repeat 1 2>&1)
-if grep -qE "no CUDA device|not built in" <<<"$probe"; then echo "SKIP: $(tail -1 <<<"$probe")"; exit 77; fi
+need_cuda
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 [ "${ngpu:-0}" -ge 2 ] || { echo "SKIP: $ngpu GPU(s) visible, NCCL needs one per rank (2)"; exit 77; }
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none -np 2)
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+export OMP_NUM_THREADS=1
+MPI+=(-np 2)
 echo "seed $SEED"
-cd "$T"
-"$PY" "$SRC/tests/cli/train_fixture.py" d "$SEED" 24 6 || { echo "FAIL: fixture"; exit 1; }
-cd d
-for s in train valid; do
-  "$BIN" labels import --manifest $s.tsv --km $s.km --rate 50 --k 8 --out km_$s.h5 >/dev/null &&
-    "$BIN" shard --out shards --manifest $s.tsv --prefix $s --labels km=km_$s.h5 --topics tp=topics_$s.h5 >/dev/null ||
-    { echo "FAIL: shards"; exit 1; }
-done
+train_shards 24 6
 cat > t.yaml <<YAML
 common: {seed: $SEED, log_interval: 1, device: cuda}
 checkpoint: {save_dir: run, save_interval_updates: 2, keep_interval_updates: 1}

@@ -3,24 +3,11 @@
 # Learning check: a tiny HuBERT trained 300 updates on synthetic tone-segment shards
 # (tests/cli/train_fixture.py, 8 frame classes at 50 Hz, segments 200-500 ms) must predict masked
 # frames well above chance: valid acc_m >= 1/8 + MARGIN (MARGIN 0.06; measured 0.25, 0.31, 0.57 for seeds 12, 13, 14: ~20 s on one core).
-set -u
-BIN="${HUBERT_BIN:?}"
-SRC="${HUBERT_SRC:?}"
-PY="${HUBERT_PYTHON:-/usr/bin/python3}"
-SEED="${HUBERT_TEST_SEED:-$RANDOM}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MARGIN=0.06
 export OMP_NUM_THREADS=1   # one thread: fastest for the tiny model on a busy machine
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
 echo "seed $SEED"
-cd "$T"
-"$PY" "$SRC/tests/cli/train_fixture.py" d "$SEED" 64 16 200:500 || { echo "FAIL: fixture"; exit 1; }
-cd d
-for s in train valid; do
-  "$BIN" labels import --manifest $s.tsv --km $s.km --rate 50 --k 8 --out km_$s.h5 >/dev/null &&
-    "$BIN" shard --out shards --manifest $s.tsv --prefix $s --labels km=km_$s.h5 --topics tp=topics_$s.h5 >/dev/null ||
-    { echo "FAIL: shards"; exit 1; }
-done
+train_shards 64 16 200:500
 cat > t.yaml <<YAML
 common: {seed: $SEED, log_interval: 25}
 checkpoint: {save_dir: run, save_interval_updates: 1000, keep_interval_updates: 1}

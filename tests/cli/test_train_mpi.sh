@@ -9,32 +9,13 @@
 #   3. a rank killed (SIGKILL) or hung (SIGSTOP) mid-run: the job exits non-zero within the
 #      timeout with a message naming rank 1, and the last checkpoint resumes in one process.
 # Skips (77) without mpirun or without MPI in the build.
-set -u
-BIN="${HUBERT_BIN:?}"
-SRC="${HUBERT_SRC:?}"
-PY="${HUBERT_PYTHON:-/usr/bin/python3}"
-SEED="${HUBERT_TEST_SEED:-$RANDOM}"
-command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
-ldd "$BIN" | grep -q libmpi || { echo "skip: $BIN was built without MPI"; exit 77; }
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-# shared-memory transport only, no CMA (containers forbid ptrace), no warnings about it
-MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none
-     --mca orte_base_help_aggregate 0)
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_mpi
+export OMP_NUM_THREADS=1 OMPI_MCA_rmaps_base_oversubscribe=1
+MPI+=(--mca orte_base_help_aggregate 0)  # no warnings about the transport
 
 echo "seed $SEED"
-cd "$T"
-"$PY" "$SRC/tests/cli/train_fixture.py" d "$SEED" 24 6 || { echo "FAIL: fixture"; exit 1; }
-cd d
-for s in train valid; do
-  "$BIN" labels import --manifest $s.tsv --km $s.km --rate 50 --k 8 --out km_$s.h5 >/dev/null &&
-    "$BIN" shard --out shards --manifest $s.tsv --prefix $s --labels km=km_$s.h5 --topics tp=topics_$s.h5 >/dev/null ||
-    { echo "FAIL: shards"; exit 1; }
-done
+train_shards 24 6
 # max_tokens = max_sample_size: one utterance per batch, 24 batches per epoch, so 1, 2 and 3 ranks
 # share one epoch plan (no batch is split to even out the ranks) and the global batches match.
 cat > t.yaml <<YAML
