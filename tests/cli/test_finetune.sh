@@ -3,23 +3,8 @@
 # fine-tuning run on phones (the loss falls, valid/test PER reported, checkpoints are model folders
 # with the CTC head and vocabulary that hubert info / extract load), resume, characters, and bad
 # input: missing or incompatible model, mismatched vocabularies, shards without transcripts.
-set -u
-BIN="${HUBERT_BIN:?}"
-SRC="${HUBERT_SRC:?}"
-PY="${HUBERT_PYTHON:-/usr/bin/python3}"
-SEED="${HUBERT_TEST_SEED:-$RANDOM}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export OMP_NUM_THREADS=1
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect_fail() {
-  local what="$1" needle="$2"; shift 2
-  if "$@" >"$T/out" 2>"$T/err"; then bad "$what: succeeded"; return; fi
-  if grep -qF -- "$needle" "$T/err"; then ok "$what -> $(head -c 300 "$T/err")"
-  else bad "$what: error does not mention '$needle': $(tail -c 500 "$T/err")"; fi
-}
 
 echo "seed $SEED"
 cd "$T"
