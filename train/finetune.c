@@ -11,31 +11,11 @@
 #include "common/rng.h"
 #include "data_prep/shard.h"
 #include "models/hubert_mask.h"
+#include "train/train_util.h"
 #include "train/finetune_internal.h"
 
 enum { TAG_MASK = 0x6d61736b, TAG_DROPOUT = 0x64726f70, TAG_FINAL = 0x66696e6c };
 static const char *split_names[FT_SPLITS] = {"train", "valid", "test"};
-
-static uint64_t derive3(uint64_t seed, uint64_t tag, uint64_t a, uint64_t b) {
-  return rng_derive_seed(rng_derive_seed(rng_derive_seed(seed, tag), a), b);
-}
-
-static int grow_dev(ft_state *t, float **p, size_t *cap, size_t n) {
-  if (n <= *cap) return 0;
-  if (*p) t->ctx.be->free(&t->ctx, *p);
-  *p = t->ctx.be->alloc(&t->ctx, n * sizeof(float));
-  *cap = *p ? n : 0;
-  return *p ? 0 : hb_fail_prefix("finetune buffer (%zu floats)", n);
-}
-
-static int grow_host(void **p, size_t *cap, size_t bytes) {
-  if (bytes <= *cap) return 0;
-  void *q = hb_realloc(*p, bytes);
-  if (!q) return -1;
-  *p = q;
-  *cap = bytes;
-  return 0;
-}
 
 // ---- transcripts ----
 
@@ -112,25 +92,11 @@ static int encode_targets(const hb_ctc_vocab *v, const utt_tokens *ut, int64_t n
 
 // ---- set-up ----
 
-static int find_shards(const char *dir, const char *prefix, glob_t *g, int required) {
-  char pat[2 * HB_CFG_PATH_LEN];
-  snprintf(pat, sizeof pat, "%s/%s*.h5", dir, prefix);
-  memset(g, 0, sizeof *g);
-  int rc = glob(pat, 0, NULL, g);
-  if (rc == GLOB_NOMATCH || (rc == 0 && g->gl_pathc == 0)) {
-    if (!required) return 0;
-    if (!file_is_dir(dir)) return hb_fail("task.data: shard directory '%s' does not exist", dir);
-    return hb_fail("task.data: no %s*.h5 shards in '%s'", prefix, dir);
-  }
-  if (rc) return hb_fail("task.data: cannot list %s", pat);
-  return 0;
-}
-
 static int open_split(ft_state *t, int split, const char *prefix, int required) {
   const hb_train_config *c = &t->cfg;
   if (!prefix[0]) return 0;
   glob_t g;
-  HB_TRY(find_shards(c->task.data, prefix, &g, required));
+  HB_TRY(train_find_shards(c->task.data, prefix, &g, required));
   if (!g.gl_pathc) return 0;
   hb_loader_opts o;
   memset(&o, 0, sizeof o);
@@ -335,21 +301,6 @@ int ft_save_vocab(const char *dir, void *ud) { return ctc_vocab_save(&((ft_state
 
 // ---- one batch ----
 
-static int ensure_arena(ft_state *t, int B, long L) {
-  if (t->have_arena && B <= t->arena.max_B && L <= t->arena.max_samples) return 0;
-  int nb = B;
-  long nl = L;
-  if (t->have_arena) {
-    if (t->arena.max_B > nb) nb = t->arena.max_B;
-    if (t->arena.max_samples > nl) nl = t->arena.max_samples;
-    train_arena_free(&t->arena, &t->model);
-    t->have_arena = 0;
-  }
-  HB_TRY(train_arena_init(&t->arena, &t->model, nb, nl));
-  t->have_arena = 1;
-  return 0;
-}
-
 // Rows of b with a transcript (and, with zero_infinity, alignable: frames >= targets + repeats).
 // train: gradients into t->grads (the trunk's too unless frozen); else logits are decoded and scored.
 static int run_batch(ft_state *t, hb_model *m, int split, const hb_batch *b, int train, int frozen, uint64_t seed,
@@ -358,7 +309,7 @@ static int run_batch(ft_state *t, hb_model *m, int split, const hb_batch *b, int
   const ft_targets *tg = &t->tg[split];
   hb_ctx *ctx = &t->ctx;
   const int rf = config_receptive_field(c), H = c->hidden_size, NL = c->num_hidden_layers, V = c->ctc_vocab;
-  HB_TRY(grow_host((void **)&t->rows, &t->rows_cap, sizeof(int) * (size_t)b->B));
+  HB_TRY(train_grow_host((void **)&t->rows, &t->rows_cap, sizeof(int) * (size_t)b->B));
   int Bk = 0, S = 0;
   long L = 0;
   for (int i = 0; i < b->B; i++) {
@@ -373,11 +324,11 @@ static int run_batch(ft_state *t, hb_model *m, int split, const hb_batch *b, int
     if (b->lengths[i] > L) L = b->lengths[i];
   }
   if (!Bk) return 0;
-  HB_TRY(grow_host((void **)&t->hwave, &t->hwave_cap, sizeof(float) * (size_t)Bk * L));
-  HB_TRY(grow_host((void **)&t->lens, &t->lens_cap, sizeof(long) * Bk));
-  HB_TRY(grow_host((void **)&t->frames, &t->frames_cap, sizeof(int) * Bk));
-  HB_TRY(grow_host((void **)&t->tgt_len, &t->tgt_len_cap, sizeof(int) * Bk));
-  HB_TRY(grow_host((void **)&t->tgt, &t->tgt_cap, sizeof(int) * (size_t)Bk * S));
+  HB_TRY(train_grow_host((void **)&t->hwave, &t->hwave_cap, sizeof(float) * (size_t)Bk * L));
+  HB_TRY(train_grow_host((void **)&t->lens, &t->lens_cap, sizeof(long) * Bk));
+  HB_TRY(train_grow_host((void **)&t->frames, &t->frames_cap, sizeof(int) * Bk));
+  HB_TRY(train_grow_host((void **)&t->tgt_len, &t->tgt_len_cap, sizeof(int) * Bk));
+  HB_TRY(train_grow_host((void **)&t->tgt, &t->tgt_cap, sizeof(int) * (size_t)Bk * S));
   memset(t->tgt, 0, sizeof(int) * (size_t)Bk * S);
   for (int k = 0; k < Bk; k++) {
     const int i = t->rows[k];
@@ -389,50 +340,50 @@ static int run_batch(ft_state *t, hb_model *m, int split, const hb_batch *b, int
     r->ntok += t->tgt_len[k];
   }
   r->nutt += Bk;
-  HB_TRY(ensure_arena(t, Bk, L));
-  HB_TRY(grow_dev(t, &t->wave, &t->wave_cap, (size_t)Bk * L));
+  HB_TRY(train_arena_fit(&t->arena, &t->have_arena, &t->model, Bk, L));
+  HB_TRY(train_grow_dev(&t->ctx, &t->wave, &t->wave_cap, (size_t)Bk * L, "finetune"));
   HB_TRY(ctx->be->upload(ctx, t->wave, t->hwave, sizeof(float) * (size_t)Bk * L));
   const int T = config_num_frames(c, L);
   const size_t BT = (size_t)Bk * T;
   // Masks (fine-tuning with apply_mask): time spans (min 2 per row, as fairseq) and channel spans.
   uint8_t *mask = NULL;
   hb_rng rng;
-  rng_init(&rng, derive3(seed, TAG_MASK, 0, 0));
+  rng_init(&rng, train_seed3(seed, TAG_MASK, 0, 0));
   for (int k = 0; k < Bk; k++) t->frames[k] = config_num_frames(c, t->lens[k]);
   if (train && t->cfg.model.apply_mask && t->cfg.model.mask_prob > 0) {
-    HB_TRY(grow_host((void **)&t->mask, &t->mask_cap, BT));
+    HB_TRY(train_grow_host((void **)&t->mask, &t->mask_cap, BT));
     HB_TRY(mask_compute(t->mask, Bk, T, t->frames, t->cfg.model.mask_prob, t->cfg.model.mask_length, 2, &rng));
     mask = t->mask;
   }
   if (train && t->cfg.model.apply_mask && t->cfg.model.mask_channel_prob > 0) {
-    HB_TRY(grow_host((void **)&t->cmask, &t->cmask_cap, (size_t)Bk * H));
+    HB_TRY(train_grow_host((void **)&t->cmask, &t->cmask_cap, (size_t)Bk * H));
     HB_TRY(mask_compute(t->cmask, Bk, H, NULL, t->cfg.model.mask_channel_prob, t->cfg.model.mask_channel_length, 0, &rng));
     train_arena_set_channel_mask(&t->arena, t->cmask);
   }
-  hb_train_opts fo = {train, derive3(seed, TAG_DROPOUT, 0, 0)};
+  hb_train_opts fo = {train, train_seed3(seed, TAG_DROPOUT, 0, 0)};
   int Tf;
   HB_TRY(model_forward_train(m, &t->arena, t->wave, t->lens, Bk, L, mask, t->frames, &Tf, &fo));
   if (Tf != T) return hb_fail("finetune: forward gave %d frames, expected %d", Tf, T);
   // Final dropout before the head: hd = dropout(hidden[NL]) (its backward: the same mask on dx).
   const float *x = t->arena.hidden[NL];
   const float pf = train ? (float)t->cfg.model.final_dropout : 0.0f;
-  const uint64_t fseed = derive3(seed, TAG_FINAL, 0, 0);
+  const uint64_t fseed = train_seed3(seed, TAG_FINAL, 0, 0);
   if (pf > 0) {
-    HB_TRY(grow_dev(t, &t->hd, &t->hd_cap, BT * H));
+    HB_TRY(train_grow_dev(&t->ctx, &t->hd, &t->hd_cap, BT * H, "finetune"));
     HB_TRY(ctx->be->dropout(ctx, t->hd, x, BT * H, pf, fseed));
     x = t->hd;
   }
   const int trunk = train && !frozen;
-  if (trunk) HB_TRY(grow_dev(t, &t->dx, &t->dx_cap, BT * H));
+  if (trunk) HB_TRY(train_grow_dev(&t->ctx, &t->dx, &t->dx_cap, BT * H, "finetune"));
   hb_ctc_opts co = {0, HB_CTC_BLANK};
   double loss = 0;
   HB_TRY(heads_ctc_loss(&t->ws, c, &m->p, train ? &t->gview : NULL, x, t->frames, t->tgt, t->tgt_len, Bk, T, S, &co,
                         trunk ? t->dx : NULL, &loss, NULL));
   r->loss += loss;
   if (!train) {  // greedy decoding and scoring
-    HB_TRY(grow_host((void **)&t->logits, &t->logits_cap, sizeof(float) * BT * V));
-    HB_TRY(grow_host((void **)&t->hyp, &t->hyp_cap, sizeof(int) * BT));
-    HB_TRY(grow_host((void **)&t->hyp_len, &t->hyp_len_cap, sizeof(int) * Bk));
+    HB_TRY(train_grow_host((void **)&t->logits, &t->logits_cap, sizeof(float) * BT * V));
+    HB_TRY(train_grow_host((void **)&t->hyp, &t->hyp_cap, sizeof(int) * BT));
+    HB_TRY(train_grow_host((void **)&t->hyp_len, &t->hyp_len_cap, sizeof(int) * Bk));
     HB_TRY(ctx->be->download(ctx, t->logits, t->ws.ctc_logits, sizeof(float) * BT * V));
     heads_ctc_greedy(t->logits, t->frames, Bk, T, V, HB_CTC_BLANK, t->hyp, t->hyp_len);
     for (int k = 0; k < Bk; k++)
@@ -459,7 +410,7 @@ int ft_update(ft_state *t, ft_sums *acc, double *lr_out, double *gnorm) {
   for (int k = 0; k < t->cfg.optimization.update_freq; k++) {
     const hb_batch *b;
     HB_TRY(loader_next_batch(t->ld[FT_TRAIN], &b));
-    if (run_batch(t, &t->model, FT_TRAIN, b, 1, frozen, derive3(t->st.seed, TAG_DROPOUT, (uint64_t)u, (uint64_t)k), &s))
+    if (run_batch(t, &t->model, FT_TRAIN, b, 1, frozen, train_seed3(t->st.seed, TAG_DROPOUT, (uint64_t)u, (uint64_t)k), &s))
       return hb_fail_prefix("update %ld, batch (epoch %lld, %lld)", u + 1, (long long)b->epoch, (long long)b->index);
   }
   loader_position(t->ld[FT_TRAIN], &t->st.pos);

@@ -10,13 +10,8 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/json.h"
+#include "train/train_util.h"
 #include "train/finetune_internal.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static double ratio(double a, double b) { return b > 0 ? a / b : NAN; }
 
@@ -125,14 +120,14 @@ static int loop(ft_state *t, FILE *log) {
   const long after = c->dataset.validate_after_updates < 0 ? c->model.freeze_finetune_updates : c->dataset.validate_after_updates;
   ft_sums acc;
   memset(&acc, 0, sizeof acc);
-  double t0 = now_s(), gsum = 0, n_up = 0;
+  double t0 = train_now_s(), gsum = 0, n_up = 0;
   while (t->st.update < max_u) {
     double lr, gn;
     HB_TRY(ft_update(t, &acc, &lr, &gn));
     if (isfinite(gn)) { gsum += gn; n_up += 1; }
     const long u = (long)t->st.update;
     if (u % c->common.log_interval == 0 || u == max_u) {
-      const double dt = now_s() - t0;
+      const double dt = train_now_s() - t0;
       printf("update %6ld  loss %.4f  lr %.3g  gnorm %.3g  %s  %.1f s\n", u, ratio(acc.loss, acc.ntok), lr,
              ratio(gsum, n_up), u <= c->model.freeze_finetune_updates ? "head only" : "all", dt);
       fflush(stdout);

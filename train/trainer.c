@@ -18,55 +18,11 @@
 #include "train/checkpoint.h"
 #include "train/comm.h"
 #include "train/loader.h"
+#include "train/train_util.h"
 #include "train/trainer_internal.h"
 
 // Philox stream tags: every random draw of the loop is a pure function of (seed, tag, update, micro).
 enum { TAG_MASK = 0x6d61736b, TAG_DROPOUT = 0x64726f70, TAG_VALID = 0x76616c69 };
-
-static uint64_t derive3(uint64_t seed, uint64_t tag, uint64_t a, uint64_t b) {
-  return rng_derive_seed(rng_derive_seed(rng_derive_seed(seed, tag), a), b);
-}
-
-// ---- buffers that grow with the batch shape (reallocated only when a batch does not fit) ----
-
-static int grow_dev(trainer *t, float **p, size_t *cap, size_t n) {
-  if (n <= *cap) return 0;
-  if (*p) t->ctx.be->free(&t->ctx, *p);
-  *p = t->ctx.be->alloc(&t->ctx, n * sizeof(float));
-  *cap = *p ? n : 0;
-  return *p ? 0 : hb_fail_prefix("trainer buffer (%zu floats)", n);
-}
-
-static int grow_host(void **p, size_t *cap, size_t bytes) {
-  if (bytes <= *cap) return 0;
-  void *q = hb_realloc(*p, bytes);
-  if (!q) return -1;
-  *p = q;
-  *cap = bytes;
-  return 0;
-}
-
-// The arena covers (B, L) if it was sized for at least B utterances of at least L samples; else
-// it is rebuilt for max(B, old B) x max(L, old L) (so that alternating batch shapes, many short
-// or few long utterances, stop reallocating) when that arena stays within 1 GiB or twice the
-// batch's samples, otherwise for exactly (B, L) (memory stays bounded by the largest batch).
-// Arena bytes are about proportional to max_B x max_samples: the estimate scales the current one.
-static int ensure_arena(trainer *t, int B, long L) {
-  if (t->have_arena && B <= t->arena.max_B && L <= t->arena.max_samples) return 0;
-  int nb = B;
-  long nl = L;
-  if (t->have_arena) {
-    int mb = B > t->arena.max_B ? B : t->arena.max_B;
-    long ml = L > t->arena.max_samples ? L : t->arena.max_samples;
-    const double per_slot = (double)t->arena.bytes / ((double)t->arena.max_B * (double)t->arena.max_samples);
-    if ((double)mb * ml <= 2.0 * B * L || per_slot * mb * ml <= 1073741824.0) { nb = mb; nl = ml; }
-    train_arena_free(&t->arena, &t->model);
-    t->have_arena = 0;
-  }
-  HB_TRY(train_arena_init(&t->arena, &t->model, nb, nl));
-  t->have_arena = 1;
-  return 0;
-}
 
 // ---- one micro-batch: forward, heads, backward ----
 
@@ -92,21 +48,21 @@ static int run_micro(trainer *t, const hb_batch *b, int train, uint64_t mask_see
   const int B = b->B, NL = c->num_hidden_layers, H = c->hidden_size, Cc = c->conv_dim[c->num_conv - 1];
   const long L = b->T;
   memset(r, 0, sizeof *r);
-  HB_TRY(ensure_arena(t, B, L));
+  HB_TRY(train_arena_fit(&t->arena, &t->have_arena, &t->model, B, L));
   const int T = config_num_frames(c, L);
   size_t BT = (size_t)B * T;
-  HB_TRY(grow_dev(t, &t->wave, &t->wave_cap, (size_t)B * L));
+  HB_TRY(train_grow_dev(&t->ctx, &t->wave, &t->wave_cap, (size_t)B * L, "trainer"));
   HB_TRY(ctx->be->upload(ctx, t->wave, b->audio, sizeof(float) * (size_t)B * L));
-  HB_TRY(grow_host((void **)&t->lens, &t->lens_cap, sizeof(long) * B));
-  HB_TRY(grow_host((void **)&t->frames, &t->frames_cap, sizeof(int) * B));
-  HB_TRY(grow_host((void **)&t->valid_len, &t->valid_cap, sizeof(int) * B));
-  HB_TRY(grow_host((void **)&t->topics, &t->topics_cap, sizeof(int) * B));
-  HB_TRY(grow_host((void **)&t->mask, &t->mask_cap, BT));
+  HB_TRY(train_grow_host((void **)&t->lens, &t->lens_cap, sizeof(long) * B));
+  HB_TRY(train_grow_host((void **)&t->frames, &t->frames_cap, sizeof(int) * B));
+  HB_TRY(train_grow_host((void **)&t->valid_len, &t->valid_cap, sizeof(int) * B));
+  HB_TRY(train_grow_host((void **)&t->topics, &t->topics_cap, sizeof(int) * B));
+  HB_TRY(train_grow_host((void **)&t->mask, &t->mask_cap, BT));
   // Labels at the feature rate (fairseq forward_targets), per utterance; valid_len[b] = frames
   // that carry labels of every set (features beyond are not masked and carry no loss).
   const int stride = config_total_stride(c);
   for (int s = 0; s < b->n_labels; s++) {
-    HB_TRY(grow_host((void **)&t->lab[s], &t->lab_cap[s], sizeof(int) * BT));
+    HB_TRY(train_grow_host((void **)&t->lab[s], &t->lab_cap[s], sizeof(int) * BT));
     memset(t->lab[s], 0, sizeof(int) * BT);
   }
   for (int i = 0; i < B; i++) {
@@ -135,7 +91,7 @@ static int run_micro(trainer *t, const hb_batch *b, int train, uint64_t mask_see
   if (Tf != T) return hb_fail("trainer: forward gave %d frames, expected %d", Tf, T);
 
   // Masked prediction on hidden[NL]: dx overwritten.
-  HB_TRY(grow_dev(t, &t->dx_top, &t->dx_top_cap, BT * H));
+  HB_TRY(train_grow_dev(&t->ctx, &t->dx_top, &t->dx_top_cap, BT * H, "trainer"));
   const int *labs[HB_MAX_LABEL_SETS];
   for (int s = 0; s < b->n_labels; s++) labs[s] = t->lab[s];
   hb_params *g = train ? &t->gview : NULL;
@@ -155,7 +111,7 @@ static int run_micro(trainer *t, const hb_batch *b, int train, uint64_t mask_see
       if (tl == NL) {
         dxt = t->dx_top;
       } else {
-        HB_TRY(grow_dev(t, &t->dx_topic, &t->dx_topic_cap, BT * H));
+        HB_TRY(train_grow_dev(&t->ctx, &t->dx_topic, &t->dx_topic_cap, BT * H, "trainer"));
         HB_TRY(ctx->be->zero(ctx, t->dx_topic, sizeof(float) * BT * H));
         dxt = dh[tl] = t->dx_topic;
       }
@@ -171,7 +127,7 @@ static int run_micro(trainer *t, const hb_batch *b, int train, uint64_t mask_see
   float *df = NULL;
   if (pw > 0) {
     if (train) {
-      HB_TRY(grow_dev(t, &t->d_feat, &t->d_feat_cap, BT * Cc));
+      HB_TRY(train_grow_dev(&t->ctx, &t->d_feat, &t->d_feat_cap, BT * Cc, "trainer"));
       HB_TRY(ctx->be->zero(ctx, t->d_feat, sizeof(float) * BT * Cc));
       df = t->d_feat;
     }
@@ -185,12 +141,6 @@ static int run_micro(trainer *t, const hb_batch *b, int train, uint64_t mask_see
 }
 
 // ---- one update ----
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 // ZeRO-1 step: this rank's range of the (reduce-scattered) gradient updates its range of the
 // parameters with its shard of the moments; the clip factor comes from the global norm
@@ -252,8 +202,8 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
     // Rank R's local batch k of this update is global micro-batch k W + R of one process with
     // update_freq x W (the loader deals global batches round-robin): the same batch, the same seeds.
     const uint64_t gk = (uint64_t)k * (uint64_t)W + (uint64_t)R;
-    uint64_t ms = derive3(t->st.seed, TAG_MASK, (uint64_t)u, gk);
-    uint64_t ds = derive3(t->st.seed, TAG_DROPOUT, (uint64_t)u, gk);
+    uint64_t ms = train_seed3(t->st.seed, TAG_MASK, (uint64_t)u, gk);
+    uint64_t ds = train_seed3(t->st.seed, TAG_DROPOUT, (uint64_t)u, gk);
     const int rc_micro = run_micro(t, b, 1, ms, ds, &r);
     t->ar_on = 0;
     if (rc_micro) {
@@ -279,7 +229,7 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
   if (W > 1) {
     // Gradient sum over ranks (buckets of the flat buffer; ZeRO: each rank only needs its range)
     // and the global statistics: the loss is normalised by the masked frames of ALL ranks.
-    const double tc = now_s();
+    const double tc = train_now_s();
     double red[13] = {loss, (double)sample_size, samples, s.loss_m, s.loss_u, s.correct_m, s.correct_u,
                       s.count_m, s.count_u, s.topic_ce, s.topic_n, s.topic_correct, 0};
     // NCCL runs on its own stream: the backward pass must have finished on the ops' stream (the
@@ -296,7 +246,7 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
     loss = red[0]; sample_size = (long)red[1]; samples = red[2];
     s.loss_m = red[3]; s.loss_u = red[4]; s.correct_m = red[5]; s.correct_u = red[6];
     s.count_m = red[7]; s.count_u = red[8]; s.topic_ce = red[9]; s.topic_n = red[10]; s.topic_correct = red[11];
-    t->t_comm += now_s() - tc;
+    t->t_comm += train_now_s() - tc;
   }
   // Test hook (docs/training.md): HUBERT_TEST_NAN_FROM_UPDATE=n makes the loss of updates >= n NaN.
   const char *nan_from = getenv("HUBERT_TEST_NAN_FROM_UPDATE");
@@ -307,9 +257,9 @@ int trainer_update(trainer *t, hb_log_sums *acc, double *lr_out) {
   hb_optim_stats os = {NAN, 1, 1};
   const int finite = isfinite(loss) && sample_size > 0;
   if (finite && t->zero) {
-    const double tc = now_s();
+    const double tc = train_now_s();
     if (zero_step(t, 1.0 / (double)sample_size, lr, &os)) return hb_fail_prefix("update %ld", u + 1);
-    t->t_comm += now_s() - tc;
+    t->t_comm += train_now_s() - tc;
   } else if (finite) {
     HB_TRY(optim_step(&t->opt, t->model.params, t->grads, 1.0 / (double)sample_size, lr,
                       t->cfg.optimization.clip_norm, &os));
@@ -359,7 +309,7 @@ int trainer_validate(trainer *t, hb_valid_result *v) {
     if (b->is_pad) continue;   // a repeat that only evens out the ranks
     micro_result r;
     // mask stream of the global batch i W + R (the loader deals batches round-robin)
-    if (run_micro(t, b, 0, derive3(t->st.seed, TAG_VALID, (uint64_t)(i * W + R), 0), 0, &r))
+    if (run_micro(t, b, 0, train_seed3(t->st.seed, TAG_VALID, (uint64_t)(i * W + R), 0), 0, &r))
       return hb_fail_prefix("validation batch %lld", (long long)i);
     loss += r.loss;
     for (int j = 0; j < t->model.cfg.num_label_sets; j++) {
@@ -388,19 +338,6 @@ int trainer_validate(trainer *t, hb_valid_result *v) {
 // ---- set-up ----
 
 // Files matching DIR/PREFIX*.h5, sorted (glob sorts).
-static int find_shards(const char *dir, const char *prefix, glob_t *g, int required) {
-  char pat[2 * HB_CFG_PATH_LEN];
-  snprintf(pat, sizeof pat, "%s/%s*.h5", dir, prefix);
-  memset(g, 0, sizeof *g);
-  int rc = glob(pat, 0, NULL, g);
-  if (rc == GLOB_NOMATCH || (rc == 0 && g->gl_pathc == 0)) {
-    if (!required) return 0;
-    if (!file_is_dir(dir)) return hb_fail("task.data: shard directory '%s' does not exist", dir);
-    return hb_fail("task.data: no %s*.h5 shards in '%s' (write them with hubert shard --prefix %s)", prefix, dir, prefix);
-  }
-  if (rc) return hb_fail("task.data: cannot list %s", pat);
-  return 0;
-}
 
 static int open_loader(trainer *t, glob_t *g, int valid, hb_loader **out) {
   const hb_train_config *c = &t->cfg;
@@ -547,11 +484,11 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
     t->st.world_size = W;
   }
   glob_t gt, gv;
-  HB_TRY(find_shards(c->task.data, "train", &gt, 1));
+  HB_TRY(train_find_shards(c->task.data, "train", &gt, 1));
   int rc = open_loader(t, &gt, 0, &t->train);
   globfree(&gt);
   HB_TRY(rc);
-  HB_TRY(find_shards(c->task.data, c->dataset.valid_subset, &gv, 0));
+  HB_TRY(train_find_shards(c->task.data, c->dataset.valid_subset, &gv, 0));
   rc = gv.gl_pathc ? open_loader(t, &gv, 1, &t->valid) : 0;
   globfree(&gv);
   HB_TRY(rc);

@@ -8,13 +8,8 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/json.h"
+#include "train/train_util.h"
 #include "train/trainer_internal.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
 
@@ -121,7 +116,7 @@ static int run_loop(trainer *t, FILE *logf, const char *log_path) {
   const hb_train_config *c = &t->cfg;
   const long max_update = c->optimization.max_update;
   hb_log_sums acc = t->st.sums;
-  const double t0 = now_s();
+  const double t0 = train_now_s();
   double t_int = t0;
   const int64_t u0 = t->st.update;
   double lr = t->st.lr;
@@ -131,7 +126,7 @@ static int run_loop(trainer *t, FILE *logf, const char *log_path) {
     const int64_t u = t->st.update;
     const int last = u == max_update;
     if (u % c->common.log_interval == 0 || last) {
-      double now = now_s();
+      double now = train_now_s();
       double per = (now - t0) / (double)(u - u0);
       if (lead) HB_TRY(log_train(t, logf, log_path, &acc, lr, now - t_int, per * (double)(max_update - u)));
       memset(&acc, 0, sizeof acc);
