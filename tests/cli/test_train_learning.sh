@@ -8,20 +8,18 @@ MARGIN=0.06
 export OMP_NUM_THREADS=1   # one thread: fastest for the tiny model on a busy machine
 echo "seed $SEED"
 train_shards 64 16 200:500
-# attention_dropout 0: this short run at a high learning rate checks that the objective is learnt;
-# with the preset's attention dropout (0.1) some seeds collapse to the uniform prediction after
-# first learning (measured: seeds 1 and 3347 end at valid acc_m 0.11/0.16 after 300 updates, 0.30/0.28
-# without; seed 13 at 0.07 after 500 updates, 0.78 without; seeds 5-8, 11, 12, 14 pass either way).
-# Attention dropout itself is checked in test_grad_ops, test_grad_model, test_attention_dropout
-# and the torch parity test.
+# lr 1e-3: at 3e-3 (the first version of this test) some seeds collapse to the uniform prediction
+# after first learning (measured on the code of b84ee94 and now: seeds 1222 and 13 end at valid
+# acc_m 0.085 / 0.07); at 1e-3 the 13 seeds tried (19 runs, with and without attention
+# dropout) end at 0.42-0.75.
 cat > t.yaml <<YAML
 common: {seed: $SEED, log_interval: 25}
 checkpoint: {save_dir: run, save_interval_updates: 1000, keep_interval_updates: 1}
 task: {data: shards, labels: [km], label_rate: 50, max_sample_size: 32000, min_sample_size: 8000}
 dataset: {max_tokens: 64000, num_workers: 1, valid_subset: valid, validate_interval_updates: 150}
-optimization: {max_update: 300, lr: [0.003], clip_norm: 10.0}
+optimization: {max_update: 300, lr: [0.001], clip_norm: 10.0}
 lr_scheduler: {warmup_updates: 20}
-model: {preset: tiny, label_rate: 50, mask_prob: 0.3, mask_length: 2, encoder_layerdrop: 0.0, attention_dropout: 0.0}
+model: {preset: tiny, label_rate: 50, mask_prob: 0.3, mask_length: 2, encoder_layerdrop: 0.0}
 topic: {name: tp, weight: 1.0}
 YAML
 "$BIN" train t.yaml >out.txt 2>err.txt || { echo "FAIL: train: $(tail -c 800 err.txt)"; exit 1; }
