@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "train/config.h"
 #include "train/finetune.h"
+#include "train/train_util.h"
 
 int cmd_finetune(const hb_command *cmd, int argc, char **argv) {
   const char *resume = "auto";
@@ -25,12 +26,7 @@ int cmd_finetune(const hb_command *cmd, int argc, char **argv) {
   if (threads < 0) return hb_fail("hubert finetune: --threads must be >= 0");
   hb_train_config c;
   if (train_config_load(&c, pos[0], npos - 1, pos + 1)) return -1;
-  printf("# resolved config (%s", pos[0]);
-  for (int i = 1; i < npos; i++) printf(" %s", pos[i]);
-  printf(")\n");
-  if (train_config_write(&c, stdout)) return -1;
-  printf("# end of config\n");
-  fflush(stdout);
+  if (train_config_print_resolved(&c, npos, pos)) return -1;
   hb_finetune_args a = {resume, threads};
   return finetune_run(&c, &a);
 }

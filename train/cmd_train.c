@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "train/comm.h"
 #include "train/config.h"
+#include "train/train_util.h"
 #include "train/trainer.h"
 
 int cmd_train(const hb_command *cmd, int argc, char **argv) {
@@ -41,14 +42,7 @@ int cmd_train(const hb_command *cmd, int argc, char **argv) {
   int rank, world, local;
   char launcher[16];
   comm_env(&rank, &world, &local, launcher);
-  if (rank == 0) {   // under mpirun/srun only rank 0 prints
-    printf("# resolved config (%s", pos[0]);
-    for (int i = 1; i < npos; i++) printf(" %s", pos[i]);
-    printf(")\n");
-    if (train_config_write(&c, stdout)) return -1;
-    printf("# end of config\n");
-    fflush(stdout);
-  }
+  if (rank == 0 && train_config_print_resolved(&c, npos, pos)) return -1;  // under mpirun/srun only rank 0 prints
   hb_train_args a = {resume, init, threads, NULL};
   return trainer_run(&c, &a);
 }

@@ -184,10 +184,7 @@ int ft_setup(ft_state *t, const hb_train_config *cfg, const hb_finetune_args *ar
   memset(t, 0, sizeof *t);
   t->cfg = *cfg;
   const hb_train_config *c = &t->cfg;
-  t->st.seed = (uint64_t)c->common.seed;
-  t->st.best_valid_loss = INFINITY;
-  t->st.last_valid_loss = NAN;
-  t->st.pos.epoch = 1;
+  train_state_init(&t->st, (uint64_t)c->common.seed);
   if (c->common.device) return hb_fail("common.device: fine-tuning runs on the CPU only for now");
   if (c->task.labels.n != 1) return hb_fail("task.labels: fine-tuning takes one label set, ltr or phn (got %d)", c->task.labels.n);
   int kind;

@@ -1,5 +1,6 @@
 #include "train/train_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -69,4 +70,22 @@ double train_now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void train_state_init(hb_train_state *st, uint64_t seed) {
+  memset(st, 0, sizeof *st);
+  st->seed = seed;
+  st->best_valid_loss = INFINITY;
+  st->last_valid_loss = NAN;
+  st->pos.epoch = 1;
+}
+
+int train_config_print_resolved(const hb_train_config *c, int npos, char *const *pos) {
+  printf("# resolved config (%s", pos[0]);
+  for (int i = 1; i < npos; i++) printf(" %s", pos[i]);
+  printf(")\n");
+  HB_TRY(train_config_write(c, stdout));
+  printf("# end of config\n");
+  fflush(stdout);
+  return 0;
 }

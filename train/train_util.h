@@ -11,6 +11,8 @@
 #include "kernels/ops.h"
 #include "models/hubert.h"
 #include "models/hubert_train.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
 
 // Philox sub-stream (seed, tag, a, b): every random draw of a loop is a pure function of it.
 uint64_t train_seed3(uint64_t seed, uint64_t tag, uint64_t a, uint64_t b);
@@ -31,5 +33,12 @@ int train_arena_fit(hb_train_arena *a, int *have, const hb_model *m, int B, long
 int train_find_shards(const char *dir, const char *prefix, glob_t *g, int required);
 
 double train_now_s(void);
+
+// A fresh run's state: update 0, epoch 1, no validation yet (best INFINITY, last NAN).
+void train_state_init(hb_train_state *st, uint64_t seed);
+
+// Prints "# resolved config (CONFIG.yaml overrides...)", the config as YAML and "# end of config"
+// to stdout (the header every training command prints at start).
+int train_config_print_resolved(const hb_train_config *c, int npos, char *const *pos);
 
 #endif

@@ -448,10 +448,7 @@ int trainer_setup(trainer *t, const hb_train_config *cfg, const hb_train_args *a
   memset(t, 0, sizeof *t);
   t->cfg = *cfg;
   const hb_train_config *c = &t->cfg;
-  t->st.seed = (uint64_t)c->common.seed;
-  t->st.best_valid_loss = INFINITY;
-  t->st.last_valid_loss = NAN;
-  t->st.pos.epoch = 1;
+  train_state_init(&t->st, (uint64_t)c->common.seed);
   t->topic_on = c->topic.name[0] && c->topic.weight > 0;
   if (c->task.labels.n < 1) return hb_fail("task.labels: at least one label set is needed for masked prediction");
   // Ranks first (launcher environment; a single process without one).
