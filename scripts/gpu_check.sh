@@ -90,7 +90,7 @@ row "build" "ok (sm_$ARCH, $(elapsed))"
 
 # ---- cuda tests -----------------------------------------------------------------------------------
 echo "== ctest -L cuda"
-(cd "$BUILD" && timeout 300 ctest -L cuda --output-on-failure -V) >"$LOG/ctest_cuda.txt" 2>&1
+(cd "$BUILD" && timeout 300 ctest -L cuda --timeout 120 --output-on-failure -V) >"$LOG/ctest_cuda.txt" 2>&1
 rc=$?
 grep -E "Test +#|FAIL|SKIP|rel.err [0-9.e+-]+ \(tol [0-9e.+-]+\)  <--|step CPU|train loss|update 1 loss|all [0-9]+ checks" "$LOG/ctest_cuda.txt" | head -60
 row "ctest -L cuda" "$([ "$rc" = 0 ] && echo ok || echo "FAILED (rc $rc)") ($(grep -c 'Test *#.*Passed' "$LOG/ctest_cuda.txt") passed, $(grep -c 'Skipped\|Not Run' "$LOG/ctest_cuda.txt") skipped)"
