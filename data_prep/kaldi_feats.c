@@ -28,7 +28,10 @@ typedef int32_t vlane_i __attribute__((vector_size(KB * sizeof(int32_t))));
 #define KALDI_PREEMPH 0.97f
 #define KALDI_LOW_FREQ 20.0f
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+// An AVX2 + FMA clone only where the build's own target lacks them (a -march=native build on such
+// a CPU needs none; GCC 13.3 with -march=native on an AVX-512 host crashed expanding the clone).
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
+    !(defined(__AVX2__) && defined(__FMA__))
 #define HB_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define HB_HOT
