@@ -9,7 +9,9 @@
 # memory. Prints a short table last; logs go to build-gpu/gpu_check/, and with $OUT set (device
 # tool) $OUT/summary.txt + $OUT/gpu_check_logs.tar.gz come back.
 # SKIP_FORWARD_BENCH=1 / SKIP_TRAIN_BENCH=1 / SKIP_MEMCHECK=1 leave those parts out (for a rerun
-# inside the device budget: the order is build, tests, memcheck, forward bench, train bench).
+# inside the device budget: the order is build, tests, memcheck, forward bench, train bench);
+# MEMCHECK_TIMEOUT (s, default 150) bounds each memcheck; PROFILE_OPS=1 adds per-op times
+# (HUBERT_PROFILE: each op synchronised and timed) of the Base forward and fp32/bf16 train steps.
 #
 # Dependencies: the GPU image has nvcc, cmake, gcc and PyTorch but maybe not our Debian libraries
 # and no package registry. Order of attempts: system libraries (pkg-config finds them) ->
@@ -112,7 +114,7 @@ for t in test_ops_cuda test_train_cuda; do  # quick: tiny models only (memcheck 
     row "memcheck $t" "skipped"
     continue
   fi
-  HUBERT_CUDA_TEST_QUICK=1 timeout 150 "$CS" --tool memcheck --leak-check full --error-exitcode 9 \
+  HUBERT_CUDA_TEST_QUICK=1 timeout "${MEMCHECK_TIMEOUT:-150}" "$CS" --tool memcheck --leak-check full --error-exitcode 9 \
     "$BUILD/tests/$t" >"$LOG/memcheck_$t.txt" 2>&1
   rc=$?
   tail -3 "$LOG/memcheck_$t.txt"
@@ -187,4 +189,18 @@ for prec in ${TP//,/ }; do
       v["peak_mem_mb"], v["reserved_mb"], (o == "" ? "n/a" : sprintf("%.2fx", t / (o * 1000)))
   }' || echo "n/a (see bench_train_torch.txt)")"
 done
+fi
+
+# ---- per-op profile (PROFILE_OPS=1) ---------------------------------------------------------------
+if [ "${PROFILE_OPS:-0}" = 1 ]; then
+  echo "== per-op profile (HUBERT_PROFILE=1: every op synchronised, so the total exceeds the step)"
+  HUBERT_PROFILE=1 timeout 90 "$BUILD/hubert" bench extract --config base --batch-size 4 --seconds 10 --repeat 3 \
+    --device cuda >"$LOG/profile_forward.txt" 2>&1
+  grep -A22 "HUBERT_PROFILE" "$LOG/profile_forward.txt"
+  for prec in fp32 bf16; do
+    HUBERT_PROFILE=1 timeout 90 "$BUILD/hubert" bench train --device cuda --config base --batch-size 7 --seconds 12.5 \
+      --repeat 2 --adamw --precision "$prec" >"$LOG/profile_train_$prec.txt" 2>&1
+    grep -A24 "HUBERT_PROFILE" "$LOG/profile_train_$prec.txt"
+  done
+  row "per-op profile" "$LOG/profile_*.txt"
 fi

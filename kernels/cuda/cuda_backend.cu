@@ -1,5 +1,6 @@
 // The CUDA backend table: context (device, stream, cuBLAS handle), device memory, and the linear
 // layer (cuBLAS sgemm). Every call is checked; failures come back as -1 with hb_fail().
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,11 +30,17 @@ static void *cuda_alloc(hb_ctx *ctx, size_t bytes) {
   return p;
 }
 
-// Waits for the stream first: queued kernels may still read the buffer.
+// Waits for the stream first: queued kernels may still read the buffer. free returns nothing, so
+// a failure (a pointer freed twice, an earlier kernel's fault) is reported here and cleared: left
+// pending it would surface as a wrong "invalid argument" at the next unrelated launch check.
 static void cuda_free_mem(hb_ctx *ctx, void *p) {
   if (!p) return;
-  cudaStreamSynchronize(cuda_st(ctx)->stream);
-  cudaFree(p);
+  cudaError_t e = cudaStreamSynchronize(cuda_st(ctx)->stream);
+  if (e == cudaSuccess) e = cudaFree(p);
+  if (e != cudaSuccess) {
+    fprintf(stderr, "hubert: freeing device buffer %p failed: %s\n", p, cudaGetErrorString(e));
+    cudaGetLastError();
+  }
 }
 
 static int cuda_upload(hb_ctx *ctx, void *dst, const void *src, size_t bytes) {

@@ -143,9 +143,10 @@ static void test_softmax_ce(int N, int K, int grad, double sd, int ints) {
   } else {
     ct_free(d_dz);
   }
-  // a target outside [0, K) is an error naming it
+  // a target outside [0, K) is an error naming it (ct_check freed d_loss)
   tg[N - 1] = K;
   CHECK_OK(ct_gpu.be->upload(&ct_gpu, d_t, tg, sizeof(int) * N));
+  d_loss = ct_dev(NULL, N);
   CHECK_ERR(ct_gpu.be->softmax_ce(&ct_gpu, d_loss, d_corr, NULL, d_z, d_t, NULL, N, K), "outside [0,");
   ct_free(d_z), ct_free(d_w), ct_free(d_loss), ct_free(d_t), ct_free(d_corr);
   free(z), free(w), free(loss), free(dz), free(tg), free(corr);

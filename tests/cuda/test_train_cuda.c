@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "models/hubert_mask.h"
@@ -126,14 +127,28 @@ static void run_step(const char *label, hb_config *c, int B, long L, int train, 
     if (ndiff || sg.loss != loss_warm) g_test_failures++;
     snprintf(name, sizeof name, "%s gradient (flat)", label);
     CHECK_REL(name, rel_err_f32(gh, gc, total), TOL_F32_MODEL);
-    double worst = 0;
+    double worst = 0, flat = 0;
     int wi = 0, bad = 0;
+    for (size_t j = 0; j < total; j++) flat += (double)gc[j] * gc[j];
+    flat = sqrt(flat);
     for (int i = 0; i < mc.layout.n; i++) {
       const hb_param_info *pi = &mc.layout.info[i];
-      const double e = rel_err_f32(gh + pi->offset, gc + pi->offset, pi->numel);
+      double e = rel_err_f32(gh + pi->offset, gc + pi->offset, pi->numel);
       double nrm = 0;
       for (size_t j = 0; j < pi->numel; j++) nrm += (double)gc[pi->offset + j] * gc[pi->offset + j];
       if (nrm == 0 && e <= 1.0) continue;  // a tensor without gradient (e.g. an unused head): both 0
+      // The key-projection bias adds q_t . b_k to every score of query t: softmax is invariant to
+      // that, so its true gradient is exactly 0 and both backends hold only rounding noise (measured
+      // on the H100: rel. err ~1 between the two noises). Its error is measured against the whole
+      // gradient's norm instead, with the flat tolerance.
+      if (strstr(pi->name, "attention.k_proj.bias")) {
+        e = e * sqrt(nrm) / (flat > 0 ? flat : 1.0);
+        if (!(e <= TOL_F32_MODEL)) {
+          bad++;
+          fprintf(stderr, "  %s: gradient of %s differs by %.3e of the whole gradient's norm\n", label, pi->name, e);
+        }
+        continue;
+      }
       if (e > worst) worst = e, wi = i;
       if (!(e <= TOL_CUDA_GRAD_TENSOR)) {
         bad++;
