@@ -21,7 +21,7 @@ row() { printf '%-28s %s\n' "$1" "$2"; }
 elapsed() { echo $(( $(date +%s) - T_START ))s; }
 JOBS=$(nproc 2>/dev/null || echo 8)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-GPU_BUILD_TARGET=hubert
+GPU_BUILD_TARGET=hubert_cli
 source "$SRC/scripts/gpu_build.sh"
 
 DATA=${DEMO_SHARDS:-data/demo_run/shards}
