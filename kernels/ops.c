@@ -54,7 +54,8 @@ int ops_check_backward(const hb_ctx *ctx) {
 // ops_ctx_init() swaps the backend table for a copy whose ops time the real ones (the backend's
 // sync() before reading the clock, so asynchronous backends are timed too). Totals are
 // process-wide (a debugging tool, one context at a time) and printed to stderr by ops_ctx_free(),
-// slowest first; conv1d / linear (and their backwards) are split by shape.
+// slowest first; conv1d / linear (and their backwards) are split by shape. Every op member after
+// sync must get a wrapper here: tests/unit/test_profile.c fails on one that does not.
 #define PROF_MAX 96
 typedef struct {
   char key[80];
@@ -133,6 +134,10 @@ PROF_OP(seq_mean_pool, (hb_ctx *ctx, float *y, const float *x, const int *len, i
 PROF_OP(seq_mean_pool_backward, (hb_ctx *ctx, float *dx, const float *dy, const int *len, int B, int T, int C), (ctx, dx, dy, len, B, T, C))
 PROF_OP(ctc_loss, (hb_ctx *ctx, float *loss, float *dz, const float *z, const int *targets, const int *in_len, const int *tgt_len, const float *w, int B, int T, int V, int S, int blank), (ctx, loss, dz, z, targets, in_len, tgt_len, w, B, T, V, S, blank))
 PROF_OP(dropout, (hb_ctx *ctx, float *y, const float *x, size_t n, float p, uint64_t seed), (ctx, y, x, n, p, seed))
+PROF_OP(mask_rows, (hb_ctx *ctx, float *x, const uint8_t *mask, const float *emb, int N, int C), (ctx, x, mask, emb, N, C))
+PROF_OP(mask_rows_backward, (hb_ctx *ctx, float *dx, float *demb, const uint8_t *mask, int N, int C), (ctx, dx, demb, mask, N, C))
+PROF_OP(sum_squares, (hb_ctx *ctx, double *ss, const float *x, const hb_span *seg, int nseg), (ctx, ss, x, seg, nseg))
+PROF_OP(adamw, (hb_ctx *ctx, float *p, float *m, float *v, const float *g, const hb_span *seg, int nseg, const hb_adamw_args *a), (ctx, p, m, v, g, seg, nseg, a))
 
 static void prof_install(hb_ctx *ctx) {
   prof_inner = ctx->be;
@@ -171,6 +176,10 @@ static void prof_install(hb_ctx *ctx) {
   if (prof_be.seq_mean_pool_backward) prof_be.seq_mean_pool_backward = prof_seq_mean_pool_backward;
   if (prof_be.ctc_loss) prof_be.ctc_loss = prof_ctc_loss;
   if (prof_be.dropout) prof_be.dropout = prof_dropout;
+  if (prof_be.mask_rows) prof_be.mask_rows = prof_mask_rows;
+  if (prof_be.mask_rows_backward) prof_be.mask_rows_backward = prof_mask_rows_backward;
+  if (prof_be.sum_squares) prof_be.sum_squares = prof_sum_squares;
+  if (prof_be.adamw) prof_be.adamw = prof_adamw;
   ctx->be = &prof_be;
 }
 
