@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pretrains two small HuBERTs on the demo corpus on the lent GPU (one call of the device tool), side
-# by side on the one card, for docs/RESULTS.md: configs/demo_small.yaml (256-channel extractor,
-# 4 x 256, lr 1e-3) and the same with a 512-channel extractor at lr 5e-4. Each run is stopped after
+# by side on the one card, for docs/RESULTS.md: configs/demo_small.yaml (512-channel extractor,
+# 4 x 256, lr 5e-4; run "small_c512") and the same with a 256-channel extractor at lr 1e-3 ("small"). Each run is stopped after
 # TRAIN_SECONDS (default 270) if it has not reached max_update; checkpoints every 1000 updates;
 # PRETRAIN_ARGS: more overrides for both runs (a dry run here: "common.device=cpu optimization.max_update=2").
 # What comes back in $OUT: each run's checkpoint_best (model files only, tar split into 15 MB
@@ -34,8 +34,8 @@ train() {  # name, overrides...
     checkpoint.save_dir="$W/$name" "$@" ${PRETRAIN_ARGS:-} >"$LOG/$name.out" 2>"$LOG/$name.err"
   echo "$name: exit $? after $(elapsed)" >>"$LOG/$name.out"
 }
-train small &
-train small_c512 model.conv_dim=512 'optimization.lr=[0.0005]' &
+train small model.conv_dim=256 'optimization.lr=[0.001]' &
+train small_c512 &
 wait
 for name in small small_c512; do
   grep -E '^\[valid\]' "$LOG/$name.out" | tail -3
