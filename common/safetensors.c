@@ -429,3 +429,25 @@ int st_write(const char *path, int n, const hb_st_entry *entries, hb_dtype dtype
   free(hdr);
   return rc;
 }
+
+float *st_load_f32(const hb_safetensors *st, const char *name, int ndim, int64_t *shape, size_t *count) {
+  const hb_st_tensor *t = st_find(st, name);
+  if (!t) {
+    hb_fail("%s: tensor '%s' missing", st->path, name);
+    return NULL;
+  }
+  if (ndim >= 0 && t->ndim != ndim) {
+    hb_fail("%s: tensor '%s' has %d dimensions, expected %d", st->path, name, t->ndim, ndim);
+    return NULL;
+  }
+  const size_t n = st_numel(t);
+  float *p = hb_malloc(sizeof(float) * (n ? n : 1));
+  if (!p || st_read_f32(st, t, p, n)) {
+    free(p);
+    return NULL;
+  }
+  if (shape)
+    for (int i = 0; i < t->ndim; i++) shape[i] = t->shape[i];
+  if (count) *count = n;
+  return p;
+}

@@ -43,6 +43,10 @@ size_t st_numel(const hb_st_tensor *t);
 // Converts a floating tensor (F32/F16/BF16/F64) to float32 into dst[count]; count must equal the
 // tensor's element count. Error (naming file and tensor) for non-float dtypes or count mismatch.
 int st_read_f32(const hb_safetensors *st, const hb_st_tensor *t, float *dst, size_t count);
+// The tensor `name` read into a new float array (free()); NULL with hb_fail when it is missing, has
+// not ndim dimensions (ndim < 0: any), or cannot be read. shape (HB_ST_MAX_DIMS) and count may be
+// NULL.
+float *st_load_f32(const hb_safetensors *st, const char *name, int ndim, int64_t *shape, size_t *count);
 
 // Writer: tensors are written in the order given, float32 or bfloat16 (round-to-nearest-even).
 // The file is written to PATH.tmp, fsynced, then renamed over PATH: a crash never leaves a

@@ -15,21 +15,6 @@
 #include "common/safetensors.h"
 #include "models/hubert_train.h"
 
-static float *read_tensor(const hb_safetensors *st, const char *name, int ndim, int64_t *shape) {
-  const hb_st_tensor *t = st_find(st, name);
-  if (!t || t->ndim != ndim) {
-    hb_fail("%s: tensor '%s' missing or not %d-d", st->path, name, ndim);
-    return NULL;
-  }
-  for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
-  float *p = hb_malloc(sizeof(float) * (st_numel(t) ? st_numel(t) : 1));
-  if (!p || st_read_f32(st, t, p, st_numel(t))) {
-    free(p);
-    return NULL;
-  }
-  return p;
-}
-
 static int run(int argc, char **argv) {
   if (argc != 6) return hb_fail("usage: grad_dump MODEL_DIR INPUTS.safetensors OUT.safetensors MULT PEN_WEIGHT");
   const float mult = strtof(argv[4], NULL), pen = strtof(argv[5], NULL);
@@ -41,8 +26,8 @@ static int run(int argc, char **argv) {
   hb_safetensors st;
   HB_TRY(st_open(argv[2], &st));
   int64_t sw[2], sl[1], sm[2], sr[3];
-  float *wave = read_tensor(&st, "wave", 2, sw), *lf = read_tensor(&st, "lengths", 1, sl);
-  float *mf = read_tensor(&st, "mask", 2, sm), *r = read_tensor(&st, "r", 3, sr);
+  float *wave = st_load_f32(&st, "wave", 2, sw, NULL), *lf = st_load_f32(&st, "lengths", 1, sl, NULL);
+  float *mf = st_load_f32(&st, "mask", 2, sm, NULL), *r = st_load_f32(&st, "r", 3, sr, NULL);
   if (!wave || !lf || !mf || !r) return -1;
   const int B = (int)sw[0];
   const long L = (long)sw[1];

@@ -16,13 +16,11 @@
 #include "train/config.h"
 #include "train/optim.h"
 
+// A float tensor of IN with its element count and first dimension (1 for a scalar).
 static float *read_tensor(const hb_safetensors *st, const char *name, size_t *count, int64_t *d0) {
-  const hb_st_tensor *t = st_find(st, name);
-  if (!t) { hb_fail("tensor '%s' missing", name); return NULL; }
-  *count = st_numel(t);
-  *d0 = t->ndim ? t->shape[0] : 1;
-  float *x = hb_malloc((*count ? *count : 1) * sizeof(float));
-  if (x && st_read_f32(st, t, x, *count)) { free(x); return NULL; }
+  int64_t shape[HB_ST_MAX_DIMS] = {1};
+  float *x = st_load_f32(st, name, -1, shape, count);
+  *d0 = shape[0];
   return x;
 }
 

@@ -17,21 +17,6 @@
 #include "common/safetensors.h"
 #include "models/hubert_pretrain.h"
 
-static float *read_tensor(const hb_safetensors *st, const char *name, int ndim, int64_t *shape) {
-  const hb_st_tensor *t = st_find(st, name);
-  if (!t || t->ndim != ndim) {
-    hb_fail("%s: tensor '%s' missing or not %d-d", st->path, name, ndim);
-    return NULL;
-  }
-  for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
-  float *p = hb_malloc(sizeof(float) * (st_numel(t) ? st_numel(t) : 1));
-  if (!p || st_read_f32(st, t, p, st_numel(t))) {
-    free(p);
-    return NULL;
-  }
-  return p;
-}
-
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -68,11 +53,11 @@ static int run(int argc, char **argv, hb_model *m, hb_pretrain_ws *w, bufs *bf, 
   const hb_config *c = &m->cfg;
   HB_TRY(st_open(argv[2], st));
   int64_t sw[2], sl[1], sm[2], sb[3], stp[1];
-  bf->wave = read_tensor(st, "wave", 2, sw);
-  bf->lf = read_tensor(st, "lengths", 1, sl);
-  bf->mf = read_tensor(st, "mask", 2, sm);
-  bf->labf = read_tensor(st, "labels", 3, sb);
-  bf->topf = read_tensor(st, "topics", 1, stp);
+  bf->wave = st_load_f32(st, "wave", 2, sw, NULL);
+  bf->lf = st_load_f32(st, "lengths", 1, sl, NULL);
+  bf->mf = st_load_f32(st, "mask", 2, sm, NULL);
+  bf->labf = st_load_f32(st, "labels", 3, sb, NULL);
+  bf->topf = st_load_f32(st, "topics", 1, stp, NULL);
   if (!bf->wave || !bf->lf || !bf->mf || !bf->labf || !bf->topf) return -1;
   const int B = (int)sw[0], S = c->num_label_sets;
   const long L = (long)sw[1];

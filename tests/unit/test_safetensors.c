@@ -109,6 +109,18 @@ int main(void) {
       printf("  %s round trip (15 + 1000 + 1 values incl. inf, -0, ties, subnormal): %s\n", st_dtype_name(dt), exact ? "exact" : "MISMATCH");
       CHECK(exact);
       CHECK_ERR(st_read_f32(&st, tw, ra, A - 1), "'enc.w': has 15 elements, caller expects 14");
+      // st_load_f32: allocated copy with its shape and count; missing name and wrong rank are errors
+      int64_t shp[HB_ST_MAX_DIMS] = {0};
+      size_t cnt = 0;
+      float *la = st_load_f32(&st, "enc.w", 2, shp, &cnt);
+      CHECK(la && cnt == A && shp[0] == 3 && shp[1] == 5 && memcmp(la, ra, sizeof ra) == 0);
+      free(la);
+      float *ls = st_load_f32(&st, "scalar", -1, NULL, &cnt);
+      CHECK(ls && cnt == 1 && *ls == rs);
+      free(ls);
+      hb_clear_error();
+      CHECK(st_load_f32(&st, "nope", -1, NULL, NULL) == NULL && strstr(hb_errmsg(), "tensor 'nope' missing"));
+      CHECK(st_load_f32(&st, "enc.b", 2, shp, NULL) == NULL && strstr(hb_errmsg(), "'enc.b' has 1 dimensions, expected 2"));
     }
     // header padded to a multiple of 8 with spaces
     FILE *f = fopen(p, "rb");
