@@ -161,6 +161,18 @@ def fairseq_correct(lg):
     return int(mx.sum() - (mx & mn).sum())
 
 
+def speech_batch(case, model, rng):
+    """The case's utterance lengths, speech-like waves (B, max len) zero-padded, and the frame count
+    T and per-utterance valid frames of the model's feature extractor."""
+    lens = case["lens"]
+    waves = np.zeros((len(lens), max(lens)), dtype=np.float32)
+    for i, n in enumerate(lens):
+        waves[i, :n] = tl.speechlike(rng, n).astype(np.float32) / 32768.0
+    with torch.no_grad():
+        f, flen = model.wav2vec2.feature_extractor(torch.from_numpy(waves), torch.tensor(lens))
+    return lens, waves, int(f.shape[1]), flen.numpy()
+
+
 def run_case(case, seed, tool, fails):
     print(f"case: {case['name']} (seed {seed})", flush=True)
     rng = np.random.default_rng(seed)
@@ -169,14 +181,8 @@ def run_case(case, seed, tool, fails):
     try:
         folder = os.path.join(tmp, "model")
         save_folder(model, topic, case, folder)
-        lens = case["lens"]
-        B, L = len(lens), max(lens)
-        waves = np.zeros((B, L), dtype=np.float32)
-        for i, n in enumerate(lens):
-            waves[i, :n] = tl.speechlike(rng, n).astype(np.float32) / 32768.0
-        with torch.no_grad():
-            f, flen = model.wav2vec2.feature_extractor(torch.from_numpy(waves), torch.tensor(lens))
-        T, flen = int(f.shape[1]), flen.numpy()
+        lens, waves, T, flen = speech_batch(case, model, rng)
+        B = len(lens)
         mask = np.zeros((B, T), dtype=bool)
         for b in range(B):  # spans of 3 over ~40% of the valid frames
             for t0 in rng.choice(int(flen[b]), size=max(1, int(flen[b]) // 8), replace=False):
@@ -271,14 +277,8 @@ def topic_contribution(case, seed, tool, fails):
     try:
         folder = os.path.join(tmp, "model")
         save_folder(model, topic, case, folder)
-        lens = case["lens"]
-        B, L = len(lens), max(lens)
-        waves = np.zeros((B, L), dtype=np.float32)
-        for i, n in enumerate(lens):
-            waves[i, :n] = tl.speechlike(rng, n).astype(np.float32) / 32768.0
-        with torch.no_grad():
-            f, flen = model.wav2vec2.feature_extractor(torch.from_numpy(waves), torch.tensor(lens))
-        T, flen = int(f.shape[1]), flen.numpy()
+        lens, waves, T, flen = speech_batch(case, model, rng)
+        B = len(lens)
         mask = np.zeros((B, T), dtype=bool)
         for b in range(B):
             mask[b, rng.choice(int(flen[b]), size=max(2, int(flen[b]) // 3), replace=False)] = True
