@@ -404,9 +404,17 @@ int ft_update(ft_state *t, ft_sums *acc, double *lr_out, double *gnorm) {
   HB_TRY(ctx->be->zero(ctx, t->grads, sizeof(float) * t->model.layout.total));
   ft_sums s;
   memset(&s, 0, sizeof s);
-  for (int k = 0; k < t->cfg.optimization.update_freq; k++) {
+  // update_freq batches; then, while none of their rows had a usable transcript (a corpus may mix
+  // transcribed and untranscribed audio, and length-sorted batches can hold only the latter), more
+  // batches: an update always trains on something. A whole epoch without a usable row is an error.
+  int64_t extra = 0, epoch_batches = 1;
+  for (int k = 0; k < t->cfg.optimization.update_freq || (s.ntok == 0 && s.loss == 0); k++) {
     const hb_batch *b;
     HB_TRY(loader_next_batch(t->ld[FT_TRAIN], &b));
+    if (k >= t->cfg.optimization.update_freq && ++extra > epoch_batches)
+      return hb_fail("update %ld: no batch of a whole epoch of the train split (%s) has an utterance with a usable "
+                     "transcript (missing, or shorter in frames than its targets)", u + 1, t->cfg.task.data);
+    epoch_batches = b->n_batches > 0 ? b->n_batches : 1;
     if (run_batch(t, &t->model, FT_TRAIN, b, 1, frozen, train_seed3(t->st.seed, TAG_DROPOUT, (uint64_t)u, (uint64_t)k), &s))
       return hb_fail_prefix("update %ld, batch (epoch %lld, %lld)", u + 1, (long long)b->epoch, (long long)b->index);
   }
@@ -436,9 +444,11 @@ int ft_update(ft_state *t, ft_sums *acc, double *lr_out, double *gnorm) {
     t->st.nan_run++;
     t->st.nan_total++;
     if (t->st.nan_run >= t->cfg.common.max_nan_updates)
-      return hb_fail("fine-tuning stopped at update %lld: %lld non-finite updates in a row (loss %g; utterances too short "
-                     "for their transcripts give an infinite CTC loss: set criterion.zero_infinity=true)",
-                     (long long)t->st.update, (long long)t->st.nan_run, s.loss);
+      return hb_fail("fine-tuning stopped at update %lld: %lld non-finite updates in a row (loss %g, gradient norm %g)%s",
+                     (long long)t->st.update, (long long)t->st.nan_run, s.loss, os.grad_norm,
+                     t->cfg.criterion.zero_infinity ? "; lower optimization.lr or raise optimization.clip_norm"
+                                                    : "; utterances too short for their transcripts give an infinite CTC "
+                                                      "loss: set criterion.zero_infinity=true");
     return 0;
   }
   t->st.nan_run = 0;

@@ -68,7 +68,37 @@ grep -q '"|"' ltr/checkpoint_last/vocab.json && ok "ltr vocabulary has the word 
   dataset.validate_interval_updates=0 >/dev/null 2>e.err && ok "continue from a fine-tuned folder with the same vocabulary" ||
   bad "continue from fine-tuned: $(tail -c 300 e.err)"
 
-# 3. Bad input.
+# 3. A train split that is mostly untranscribed audio (as the demo corpus, 148 of 323): with one
+# utterance per batch, runs of batches hold no usable row. Each update must still train on a
+# transcribed utterance (such batches are neither updates nor "non-finite" ones; before, 10 of
+# them in a row stopped fine-tuning). If no transcribed utterance is usable (every transcript
+# longer than its utterance's frames, zero_infinity), an epoch without one is a clear error.
+"$PY" - meta.tsv <<'PY' || bad "meta variants"
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+with open("meta_sparse.tsv", "w") as f:  # train: only every 8th utterance keeps its phones
+    for i, r in enumerate(rows):
+        if i and r[1] == "train" and int(r[0][5:]) % 8:
+            r = r[:7] + [""]
+        f.write("\t".join(r) + "\n")
+with open("meta_long.tsv", "w") as f:  # train: 200 phones for 1-2 s of audio (50-100 frames)
+    for i, r in enumerate(rows):
+        if i and r[1] == "train":
+            r = r[:7] + [" ".join(["p1", "p2"] * 100)]
+        f.write("\t".join(r) + "\n")
+PY
+for v in sparse long; do
+  for s in train valid test; do
+    "$BIN" shard --out shards_$v --manifest $s.tsv --prefix $s --meta meta_$v.tsv >/dev/null || bad "shards_$v"
+  done
+done
+"$BIN" finetune ft.yaml checkpoint.save_dir=sparse task.data=shards_sparse dataset.max_tokens=32000 common.max_nan_updates=2 \
+  optimization.max_update=8 dataset.validate_interval_updates=0 >sp.out 2>sp.err &&
+  ok "mostly untranscribed train split: 8 updates, $(grep -c '^update' sp.out) logged" || bad "sparse transcripts: $(tail -c 400 sp.err)"
+expect_fail "no usable transcript in an epoch" "no batch of a whole epoch" "$BIN" finetune ft.yaml checkpoint.save_dir=x10 \
+  task.data=shards_long dataset.max_tokens=32000 optimization.max_update=2 dataset.validate_interval_updates=0
+
+# 4. Bad input.
 expect_fail "missing model" "is not a model folder" "$BIN" finetune ft.yaml checkpoint.save_dir=x1 model.w2v_path=nowhere
 mkdir -p broken && cp pre/model.safetensors broken/ && "$BIN" init --config tiny --out other --labels km:8 >/dev/null &&
   sed 's/"hidden_size": 64/"hidden_size": 96/' other/config.json > broken/config.json
