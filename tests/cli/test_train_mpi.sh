@@ -30,42 +30,9 @@ topic: {name: tp, weight: 1.0}
 YAML
 
 # compare A B [moments]: relative L2 error of every parameter (and optimizer moment) and of every
-# logged train loss; fails above 1e-5.
-compare() {
-  "$PY" - "$@" <<'PY'
-import json, struct, sys
-import numpy as np
-def st(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32)
-            for k, v in sorted(h.items()) if k != "__metadata__"}
-def rel(a, b):
-    a = np.concatenate([a[k].astype(np.float64) for k in sorted(a)])
-    b = np.concatenate([b[k].astype(np.float64) for k in sorted(b)])
-    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30), a.size
-A, B = sys.argv[1], sys.argv[2]
-worst = 0.0
-files = ["model.safetensors"] + (["trainer_state.safetensors"] if len(sys.argv) > 3 else [])
-for f in files:
-    e, n = rel(st(A + "/checkpoint_last/" + f), st(B + "/checkpoint_last/" + f))
-    print("    %s vs %s %s: rel err %.3g over %d floats" % (A, B, f, e, n))
-    worst = max(worst, e)
-la = [json.loads(l) for l in open(A + "/train_log.jsonl") if '"train"' in l]
-lb = [json.loads(l) for l in open(B + "/train_log.jsonl") if '"train"' in l]
-if [r["update"] for r in la] != [r["update"] for r in lb]:
-    print("    logged updates differ"); sys.exit(1)
-for ra, rb in zip(la, lb):
-    for k in ("loss", "loss_m", "sample_size", "gnorm"):
-        e = abs(ra[k] - rb[k]) / max(abs(rb[k]), 1e-30)
-        worst = max(worst, e)
-print("    losses of %d updates: %s vs %s" % (len(la), " ".join("%.6f" % r["loss"] for r in la),
-                                           " ".join("%.6f" % r["loss"] for r in lb)))
-print("    worst rel err %.3g (tolerance 1e-5)" % worst)
-sys.exit(0 if worst < 1e-5 else 1)
-PY
-}
+# logged train value; fails above 1e-5. same A B: all of them bit for bit (tests/cli/dist_compare.py).
+compare() { "$PY" "$SRC/tests/cli/dist_compare.py" rel "$1" "$2" 1e-5 ${3:+"$3"}; }
+same() { "$PY" "$SRC/tests/cli/dist_compare.py" same "$1" "$2"; }
 run() {  # run NAME NP UPDATE_FREQ [overrides...]
   local name=$1 np=$2 uf=$3; shift 3
   if [ "$np" = 1 ]; then
@@ -91,28 +58,6 @@ compare zero3 dp3 moments && ok "ZeRO-1 np 3 == plain DP (parameters and gathere
 # 1b. The overlapped gradient all-reduce (distributed_training.overlap_comm, the default) gives the
 # same bits as the all-reduce after the backward: 50 KiB buckets (about 8 for the tiny model, started
 # out of order as the layers' gradients become final), parameters, moments and logged values equal.
-same() {
-  "$PY" - "$@" <<'PY'
-import json, struct, sys
-def st(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    return {k: b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in h.items() if k != "__metadata__"}
-A, B = sys.argv[1], sys.argv[2]
-ok = True
-for f in ("model.safetensors", "trainer_state.safetensors"):
-    a, b = st(A + "/checkpoint_last/" + f), st(B + "/checkpoint_last/" + f)
-    diff = [k for k in b if a.get(k) != b[k]]
-    print("    %s: %d tensors, %d differ in any bit%s" % (f, len(b), len(diff), (" (" + diff[0] + ")") if diff else ""))
-    ok = ok and not diff and a.keys() == b.keys()
-keys = ("loss", "loss_m", "sample_size", "gnorm")
-la = [[r[k] for k in keys] for r in map(json.loads, open(A + "/train_log.jsonl")) if r.get("split") == "train"]
-lb = [[r[k] for k in keys] for r in map(json.loads, open(B + "/train_log.jsonl")) if r.get("split") == "train"]
-print("    logged %s of %d updates identical: %s" % ("/".join(keys), len(lb), la == lb))
-sys.exit(0 if ok and la == lb and lb else 1)
-PY
-}
 run ovon 2 3 distributed_training.bucket_cap_mb=0.05 &&
   run ovoff 2 3 distributed_training.bucket_cap_mb=0.05 distributed_training.overlap_comm=false &&
   grep -q "overlapped with the backward" ovon.out && ! grep -q "overlapped with the backward" ovoff.out &&
