@@ -1,26 +1,25 @@
 #!/usr/bin/env bash
 # ctest-labels: slow
-# Pretraining helps the phone probe: on a small flite corpus with aligned phones
-# (tests/cli/probe_fixture.py, offline), iteration 1 as in the demo (MFCC -> k-means units ->
-# shards -> a tiny HuBERT, a short run), then `hubert probe --tasks phone` on MFCC, the trained
-# model's layers and an untrained model of the same config. Asserts: the trained model's best layer
-# (chosen on valid) beats the untrained model's best layer on test phone accuracy by MARGIN.
+# A short pretraining run beats MFCC on frame phone accuracy: on a flite corpus with aligned
+# phones (tests/cli/probe_fixture.py, offline; 1000 utterances, ~41 min), iteration 1 as in the
+# demo (MFCC -> k-means(50) units -> shards -> a small HuBERT, 10000 updates on one thread, ~7 min),
+# then `hubert probe --tasks phone` on MFCC, the trained model's layers and an untrained model of
+# the same config. Asserts: the trained model's best layer (chosen on valid) beats MFCC on test
+# phone accuracy by MARGIN (and the untrained model's best layer by MARGIN too).
 #
-# Why not "beats MFCC": measured, a tiny model (2 layers x 64) trained for minutes does not reach
-# single-frame MFCC phone accuracy — not on this fixture, not on the 15-minute demo corpus after
-# 2000 updates (docs/RESULTS.md: best trained layer 33.9 % vs MFCC 57.3 %, untrained 25.3 %). The
-# MFCC row is printed for reference. HuBERT's gains over MFCC need far more data and model.
-# Measured gaps (trained - untrained, test phone accuracy, 200 utterances): with 1500 updates +5.8,
-# +5.2, +6.3, +5.1 (seeds 1, 2, 3, 4) but +2.3 for seed 25253, which failed CI; with 3000 updates
-# (now) +8.1, +8.4, +8.5, +7.4 (seeds 25253, 4, 7, 11; ~2 min of training each); docs/RESULTS.md.
+# The recipe is the demo's iteration 1 with three measured changes for a run this short
+# (docs/RESULTS.md, "test_probe_learning", has the table): the loss on unmasked frames too
+# (criterion.pred_nomask_weight 1, fairseq's default is 0), the full gradient into the conv extractor
+# (model.feature_grad_mult 1, fairseq's 0.1 is for Base stability) and 128-wide layers (the tiny
+# preset's are 64). Without the first, the same budget gives ~30 % against MFCC's ~65 %.
 set -u
 BIN="${HUBERT_BIN:?}"
 SRC="${HUBERT_SRC:?}"
 PY="${HUBERT_PYTHON:-/usr/bin/python3}"
 SEED="${HUBERT_TEST_SEED:-$RANDOM}"
-MARGIN=0.03
-UPDATES=${PROBE_UPDATES:-3000}
-UTTS=${PROBE_UTTS:-200}
+MARGIN=0.02
+UPDATES=${PROBE_UPDATES:-10000}
+UTTS=${PROBE_UTTS:-1000}
 export OMP_NUM_THREADS=1
 command -v flite >/dev/null && command -v sox >/dev/null || { echo "skip: flite/sox not installed (scripts/setup.sh)"; exit 77; }
 T="$(mktemp -d)"
@@ -38,12 +37,13 @@ for s in train valid; do
 done
 cat > t.yaml <<YAML
 common: {seed: $SEED, log_interval: 50}
-checkpoint: {save_dir: run, save_interval_updates: 1000, keep_interval_updates: 1}
+checkpoint: {save_dir: run, save_interval_updates: 2500, keep_interval_updates: 1}
 task: {data: shards, labels: [km], label_rate: 100, max_sample_size: 48000, min_sample_size: 8000}
-dataset: {max_tokens: 96000, num_workers: 1, valid_subset: valid, validate_interval_updates: 1000}
+dataset: {max_tokens: 96000, num_workers: 1, valid_subset: valid, validate_interval_updates: 2500}
+criterion: {pred_masked_weight: 1.0, pred_nomask_weight: 1.0}
 optimization: {max_update: $UPDATES, lr: [0.002], clip_norm: 10.0}
 lr_scheduler: {warmup_updates: 50}
-model: {preset: tiny, label_rate: 100, mask_prob: 0.8, mask_length: 10, final_dim: 32, encoder_layerdrop: 0.0}
+model: {preset: tiny, encoder_embed_dim: 128, encoder_ffn_embed_dim: 256, label_rate: 100, mask_prob: 0.8, mask_length: 10, final_dim: 32, encoder_layerdrop: 0.0, feature_grad_mult: 1.0}
 YAML
 t0=$(date +%s)
 run "$BIN" train t.yaml
@@ -63,9 +63,13 @@ def best(s):
     rows = [r for r in p["rows"] if r["set"] == s]
     return max(rows, key=lambda r: r["phone"]["valid"])
 m, t, u = best("mfcc"), best("trained"), best("untrained")
-print("phone accuracy (test; layer chosen on valid): MFCC %.4f, trained %s %.4f, untrained %s %.4f; required trained >= untrained + %.2f"
-      % (m["phone"]["test"], t["layer"], t["phone"]["test"], u["layer"], u["phone"]["test"], margin))
-ok = t["phone"]["test"] >= u["phone"]["test"] + margin
-print("PASS" if ok else "FAIL: the trained model's best layer does not beat the untrained one by the margin")
+print("phone accuracy (test; layer chosen on valid): MFCC %.4f, trained %s %.4f, untrained %s %.4f; required trained >= MFCC + %.3f and >= untrained + %.3f"
+      % (m["phone"]["test"], t["layer"], t["phone"]["test"], u["layer"], u["phone"]["test"], margin, margin))
+ok = True
+if t["phone"]["test"] < m["phone"]["test"] + margin:
+    print("FAIL: the trained model's best layer does not beat MFCC by the margin"); ok = False
+if t["phone"]["test"] < u["phone"]["test"] + margin:
+    print("FAIL: the trained model's best layer does not beat the untrained model's by the margin"); ok = False
+print("PASS" if ok else "FAIL")
 sys.exit(0 if ok else 1)
 PY
