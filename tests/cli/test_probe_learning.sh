@@ -13,18 +13,12 @@
 # (model.feature_grad_mult 1, fairseq's 0.1 is for Base stability) and 128-wide layers (the tiny
 # preset's are 64). Without the first, 3000 updates on 200 utterances gave 30 % (with it 52 %),
 # against MFCC's 65 %.
-set -u
-BIN="${HUBERT_BIN:?}"
-SRC="${HUBERT_SRC:?}"
-PY="${HUBERT_PYTHON:-/usr/bin/python3}"
-SEED="${HUBERT_TEST_SEED:-$RANDOM}"
+source "${HUBERT_SRC:?}/tests/cli/lib.sh"   # BIN SRC PY SEED, T (removed on exit)
 MARGIN=0.02
 UPDATES=${PROBE_UPDATES:-10000}
 UTTS=${PROBE_UTTS:-1000}
 export OMP_NUM_THREADS=1
 command -v flite >/dev/null && command -v sox >/dev/null || { echo "skip: flite/sox not installed (scripts/setup.sh)"; exit 77; }
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
 echo "seed $SEED"
 cd "$T"
 "$PY" "$SRC/tests/cli/probe_fixture.py" c "$SEED" "$UTTS" || { echo "FAIL: fixture"; exit 1; }
